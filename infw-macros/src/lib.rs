@@ -1,0 +1,8 @@
+//! The `network!` macro: parse, hand to infw-dsl, return its tokens.
+use proc_macro::TokenStream;
+
+/// Declares an architecture and compiles its kernels. See the `infw` crate docs.
+#[proc_macro]
+pub fn network(input: TokenStream) -> TokenStream {
+    infw_dsl::expand(input.into()).into()
+}

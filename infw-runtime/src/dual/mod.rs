@@ -1,0 +1,2 @@
+//! Closed-form dual activations (SPEC §3, §4): one file per layer rule.
+pub mod erf;

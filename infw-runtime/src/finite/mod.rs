@@ -1,0 +1,1 @@
+//! (finite: see lib.rs)

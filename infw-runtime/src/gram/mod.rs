@@ -1,0 +1,1 @@
+//! Parallel tiled Gram evaluation (see lib.rs).

@@ -1,0 +1,129 @@
+//! The contract between the code `network!` generates and the runtime.
+//!
+//! The macro unrolls SPEC §3–§4 for one declared architecture into an implementation of
+//! [`KernelProgram`]: a per-point pass (everything that depends on one input only, done
+//! once per point) and a fused per-pair pass (every requested kernel from the pair's inner
+//! products). The runtime supplies the inner products from matrix products, tile by tile.
+
+use crate::arch::Architecture;
+
+/// Exact parallelism of a pair of Gaussian pre-activations, tracked through the layers so
+/// that correlation ±1 is used exactly instead of being recovered from rounded sums
+/// (SPEC §5, "Exactly parallel inputs").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Parallel {
+    /// No exact relation known: the correlation is computed as c/√(ab), clipped.
+    #[default]
+    Unknown,
+    /// v = k·u with k > 0 (same point, or a positive multiple): correlation exactly +1.
+    Positive,
+    /// v = −k·u with k > 0: correlation exactly −1.
+    Negative,
+}
+
+/// Which kernels a per-pair pass computes. The runtime passes a constant, so after
+/// inlining the unrequested branches vanish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Want {
+    pub nngp: bool,
+    pub ntk: bool,
+    /// R, the readout part of the Adam-like limit (SPEC §4).
+    pub readout: bool,
+    /// H, the hidden part of the Adam-like limit (SPEC §4).
+    pub hidden: bool,
+}
+
+impl Want {
+    pub const NNGP: Want = Want {
+        nngp: true,
+        ntk: false,
+        readout: false,
+        hidden: false,
+    };
+    pub const NTK: Want = Want {
+        nngp: false,
+        ntk: true,
+        readout: false,
+        hidden: false,
+    };
+    pub const NNGP_NTK: Want = Want {
+        nngp: true,
+        ntk: true,
+        readout: false,
+        hidden: false,
+    };
+    pub const ADAM: Want = Want {
+        nngp: false,
+        ntk: false,
+        readout: true,
+        hidden: true,
+    };
+    pub const ALL: Want = Want {
+        nngp: true,
+        ntk: true,
+        readout: true,
+        hidden: true,
+    };
+
+    /// Whether the pass needs the sign inner products ⟨x, sign x'⟩/d0 (only H does).
+    pub fn needs_sign_dot(self) -> bool {
+        self.hidden
+    }
+
+    /// A compact code for dispatching to monomorphised loops.
+    pub fn mask(self) -> u8 {
+        self.nngp as u8
+            | (self.ntk as u8) << 1
+            | (self.readout as u8) << 2
+            | (self.hidden as u8) << 3
+    }
+
+    /// The inverse of [`Want::mask`].
+    pub const fn from_mask(m: u8) -> Want {
+        Want {
+            nngp: m & 1 != 0,
+            ntk: m & 2 != 0,
+            readout: m & 4 != 0,
+            hidden: m & 8 != 0,
+        }
+    }
+}
+
+/// The per-pair inputs: inner products of the raw inputs, scaled by 1/d0.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PairInputs {
+    /// ⟨x, x'⟩ / d0.
+    pub dot: f64,
+    /// ⟨x, sign(x')⟩ / d0, S⁰ of SPEC §4 (0 when H is not requested).
+    pub sign_dot: f64,
+    /// Exact parallelism of x and x'.
+    pub parallel: Parallel,
+}
+
+/// The kernels of one pair; unrequested ones are 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PairKernels {
+    pub nngp: f64,
+    pub ntk: f64,
+    /// R(x, x'): x' is the training example.
+    pub readout: f64,
+    /// H(x, x'): x' is the training example.
+    pub hidden: f64,
+}
+
+/// What `network!` generates: the per-point and per-pair passes of one architecture.
+pub trait KernelProgram: Send + Sync {
+    /// Everything the pair pass needs from one point (each layer's Σˡ(x,x), Πˡ(x,x), …).
+    type Point: Copy + Send + Sync + Default;
+
+    /// The declared architecture.
+    fn architecture(&self) -> &'static Architecture;
+
+    /// Per-point pass from ‖x‖²/d0.
+    fn point(&self, sq_norm: f64) -> Self::Point;
+
+    /// Fused per-pair pass. `x` is the evaluation point, `t` the training example (the
+    /// second argument of R and H); NNGP and NTK are symmetric.
+    fn pair(&self, x: &Self::Point, t: &Self::Point, inputs: PairInputs, want: Want)
+        -> PairKernels;
+}

@@ -1,0 +1,1 @@
+//! (solve: see lib.rs)
