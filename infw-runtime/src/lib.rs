@@ -23,6 +23,7 @@ pub mod train;
 
 pub use arch::{Activation, Architecture, Hidden, Readout};
 pub use error::{Error, Result};
+pub use gram::{GramParams, KernelMatrices};
 pub use loss::Loss;
-pub use network::Network;
+pub use network::{Network, TrainingInputs};
 pub use program::{KernelProgram, PairInputs, PairKernels, Parallel, Want};

@@ -1,16 +1,45 @@
-//! [`Network`]: what `network!` returns; every user-facing capability hangs off it.
-use crate::{Architecture, KernelProgram};
+//! [`Network`]: what `network!` returns; the user-facing capabilities hang off it.
+use crate::gram::{self, GramParams, KernelMatrices};
+use crate::{Architecture, KernelProgram, Result, Want};
+use ndarray::{Array2, ArrayBase, ArrayView2, Data, Ix2};
 
-/// A declared architecture with its compiled kernel program.
+/// A declared architecture with its compiled kernel program (SPEC §3–§4).
 #[derive(Clone, Debug)]
 pub struct Network<K> {
     program: K,
+    gram: GramParams,
+}
+
+/// Marks a set of inputs as the training examples: the second argument of R and H, which
+/// are not symmetric (SPEC §4). Wrapping them makes the argument order impossible to confuse.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainingInputs<'a>(pub ArrayView2<'a, f64>);
+
+impl<'a> TrainingInputs<'a> {
+    /// The training examples `x_train` (one per row).
+    pub fn of<S: Data<Elem = f64>>(x_train: &'a ArrayBase<S, Ix2>) -> Self {
+        TrainingInputs(x_train.view())
+    }
+}
+
+/// Whether two views are the very same matrix (then the symmetric shortcut applies).
+fn same_matrix(a: &ArrayView2<f64>, b: &ArrayView2<f64>) -> bool {
+    a.as_ptr() == b.as_ptr() && a.shape() == b.shape() && a.strides() == b.strides()
 }
 
 impl<K: KernelProgram> Network<K> {
     /// Wraps a generated program; called by `network!`.
     pub fn new(program: K) -> Self {
-        Network { program }
+        Network {
+            program,
+            gram: GramParams::default(),
+        }
+    }
+
+    /// The same network with other Gram tiling parameters.
+    pub fn with_gram_params(mut self, gram: GramParams) -> Self {
+        self.gram = gram;
+        self
     }
 
     /// The declared architecture.
@@ -21,5 +50,62 @@ impl<K: KernelProgram> Network<K> {
     /// The compiled per-point / per-pair program.
     pub fn program(&self) -> &K {
         &self.program
+    }
+
+    /// NNGP kernel Σ^{L+1}(x1, x2) (SPEC §3): one row per row of `x1`.
+    pub fn nngp<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        x1: &ArrayBase<S1, Ix2>,
+        x2: &ArrayBase<S2, Ix2>,
+    ) -> Result<Array2<f64>> {
+        Ok(self
+            .symmetric(x1.view(), x2.view(), Want::NNGP)?
+            .nngp
+            .expect("requested"))
+    }
+
+    /// NTK Θ^{L+1}(x1, x2) of one output (SPEC §3; the full NTK is this ⊗ I_C).
+    pub fn ntk<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        x1: &ArrayBase<S1, Ix2>,
+        x2: &ArrayBase<S2, Ix2>,
+    ) -> Result<Array2<f64>> {
+        Ok(self
+            .symmetric(x1.view(), x2.view(), Want::NTK)?
+            .ntk
+            .expect("requested"))
+    }
+
+    /// NNGP and NTK in one fused pass: `(nngp, ntk)`.
+    pub fn nngp_ntk<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        x1: &ArrayBase<S1, Ix2>,
+        x2: &ArrayBase<S2, Ix2>,
+    ) -> Result<(Array2<f64>, Array2<f64>)> {
+        let k = self.symmetric(x1.view(), x2.view(), Want::NNGP_NTK)?;
+        Ok((k.nngp.expect("requested"), k.ntk.expect("requested")))
+    }
+
+    /// Any subset of {NNGP, NTK, R, H} between evaluation points `x` (rows) and the
+    /// training examples (columns), in one fused pass that pays only for what `want` asks.
+    pub fn kernels<S: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        training: TrainingInputs<'_>,
+        want: Want,
+    ) -> Result<KernelMatrices> {
+        let x = x.view();
+        let t = (!same_matrix(&x, &training.0)).then_some(training.0);
+        gram::evaluate(&self.program, x, t, want, &self.gram)
+    }
+
+    fn symmetric(
+        &self,
+        x1: ArrayView2<f64>,
+        x2: ArrayView2<f64>,
+        want: Want,
+    ) -> Result<KernelMatrices> {
+        let t = (!same_matrix(&x1, &x2)).then_some(x2);
+        gram::evaluate(&self.program, x1, t, want, &self.gram)
     }
 }

@@ -65,9 +65,10 @@ impl Want {
         hidden: true,
     };
 
-    /// Whether the pass needs the sign inner products ⟨x, sign x'⟩/d0 (only H does).
-    pub fn needs_sign_dot(self) -> bool {
-        self.hidden
+    /// Whether the pass needs the sign inner products ⟨x, sign x'⟩/d0 = S⁰: H always does,
+    /// R only when there is no hidden layer (R = σw S^L + σb with L = 0).
+    pub fn needs_sign_dot(self, hidden_layers: usize) -> bool {
+        self.hidden || (self.readout && hidden_layers == 0)
     }
 
     /// A compact code for dispatching to monomorphised loops.
@@ -119,6 +120,11 @@ pub trait KernelProgram: Send + Sync {
     /// The declared architecture.
     fn architecture(&self) -> &'static Architecture;
 
+    /// The number L of hidden blocks.
+    fn hidden_layers(&self) -> usize {
+        self.architecture().hidden.len()
+    }
+
     /// Per-point pass from ‖x‖²/d0.
     fn point(&self, sq_norm: f64) -> Self::Point;
 
@@ -126,4 +132,21 @@ pub trait KernelProgram: Send + Sync {
     /// second argument of R and H); NNGP and NTK are symmetric.
     fn pair(&self, x: &Self::Point, t: &Self::Point, inputs: PairInputs, want: Want)
         -> PairKernels;
+}
+
+/// Stand-in program the macro expands to after a compile error, so that the user sees the
+/// one error at its token and no cascade of type errors. Never runs.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct CompileErrorStub;
+
+impl KernelProgram for CompileErrorStub {
+    type Point = ();
+    fn architecture(&self) -> &'static Architecture {
+        unreachable!("network! failed to compile; this stub never runs")
+    }
+    fn point(&self, _: f64) {}
+    fn pair(&self, _: &(), _: &(), _: PairInputs, _: Want) -> PairKernels {
+        unreachable!("network! failed to compile; this stub never runs")
+    }
 }

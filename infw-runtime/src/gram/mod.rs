@@ -1,1 +1,315 @@
-//! Parallel tiled Gram evaluation (see lib.rs).
+//! Parallel tiled Gram evaluation of a [`KernelProgram`] (SPEC §3: one matrix product
+//! feeds an elementwise map).
+//!
+//! Work is split into bands of rows (rayon). A band computes its inner products with one
+//! matrix product into a band-sized scratch, then runs the fused per-pair pass straight
+//! into the output rows: no N×N intermediate exists besides the outputs themselves. When
+//! both arguments are the same set and only symmetric kernels are asked for, a band only
+//! computes columns right of its first row and the lower triangle is mirrored afterwards.
+
+mod parallel_rows;
+mod validate;
+
+use crate::program::{KernelProgram, PairInputs, Parallel, Want};
+use crate::Result;
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+pub use parallel_rows::parallel_rows;
+pub use validate::check_inputs;
+
+/// Tiling parameters of the Gram evaluation.
+#[derive(Clone, Copy, Debug)]
+pub struct GramParams {
+    /// Rows per band: the unit of parallel work (scratch is `band_rows × N` per band).
+    pub band_rows: usize,
+}
+
+impl Default for GramParams {
+    fn default() -> Self {
+        GramParams { band_rows: 32 }
+    }
+}
+
+/// Kernel matrices of one evaluation: rows are the first argument, columns the second
+/// (the training examples of R and H). Unrequested kernels are `None`.
+#[derive(Clone, Debug, Default)]
+pub struct KernelMatrices {
+    pub nngp: Option<Array2<f64>>,
+    pub ntk: Option<Array2<f64>>,
+    /// R(x, x'), SPEC §4.
+    pub readout: Option<Array2<f64>>,
+    /// H(x, x'), SPEC §4.
+    pub hidden: Option<Array2<f64>>,
+}
+
+/// Evaluates the requested kernels between the rows of `x` and the rows of `t`
+/// (`t = None`: `x` against itself). `t` holds the training examples of R and H.
+pub fn evaluate<K: KernelProgram>(
+    program: &K,
+    x: ArrayView2<f64>,
+    t: Option<ArrayView2<f64>>,
+    want: Want,
+    params: &GramParams,
+) -> Result<KernelMatrices> {
+    check_inputs(x, t)?;
+    let x = x.as_standard_layout();
+    let t_owned = t.map(|t| t.as_standard_layout().into_owned());
+    let same_set = t_owned.is_none();
+    let t = t_owned
+        .as_ref()
+        .map(|t| t.view())
+        .unwrap_or_else(|| x.view());
+    match want.mask() {
+        m if m == Want::NNGP.mask() => run::<K, 1>(program, x.view(), t, same_set, params),
+        m if m == Want::NTK.mask() => run::<K, 2>(program, x.view(), t, same_set, params),
+        m if m == Want::NNGP_NTK.mask() => run::<K, 3>(program, x.view(), t, same_set, params),
+        m if m == Want::ADAM.mask() => run::<K, 12>(program, x.view(), t, same_set, params),
+        m if m == Want::ALL.mask() => run::<K, 15>(program, x.view(), t, same_set, params),
+        4 => run::<K, 4>(program, x.view(), t, same_set, params),
+        8 => run::<K, 8>(program, x.view(), t, same_set, params),
+        m => run_dyn(program, x.view(), t, same_set, params, Want::from_mask(m)),
+    }
+}
+
+/// Rare combinations go through a loop with a runtime `want` (same results, less folding).
+fn run_dyn<K: KernelProgram>(
+    program: &K,
+    x: ArrayView2<f64>,
+    t: ArrayView2<f64>,
+    same_set: bool,
+    params: &GramParams,
+    want: Want,
+) -> Result<KernelMatrices> {
+    Ok(run_with(program, x, t, same_set, params, want))
+}
+
+fn run<K: KernelProgram, const MASK: u8>(
+    program: &K,
+    x: ArrayView2<f64>,
+    t: ArrayView2<f64>,
+    same_set: bool,
+    params: &GramParams,
+) -> Result<KernelMatrices> {
+    Ok(run_with(
+        program,
+        x,
+        t,
+        same_set,
+        params,
+        Want::from_mask(MASK),
+    ))
+}
+
+/// One band of output rows, one optional view per kernel.
+struct Band<'a> {
+    first_row: usize,
+    outs: [Option<ArrayViewMut2<'a, f64>>; 4],
+}
+
+#[inline(always)]
+fn run_with<K: KernelProgram>(
+    program: &K,
+    x: ArrayView2<f64>,
+    t: ArrayView2<f64>,
+    same_set: bool,
+    params: &GramParams,
+    want: Want,
+) -> KernelMatrices {
+    let (n, m, d) = (x.nrows(), t.nrows(), x.ncols());
+    let inv_d = 1.0 / d as f64;
+    // Symmetric shortcut: only when every requested kernel is symmetric.
+    let mirror = same_set && !want.readout && !want.hidden;
+
+    let sq_norms = |a: ArrayView2<f64>| -> Vec<f64> {
+        a.axis_iter(Axis(0))
+            .into_par_iter()
+            .map(|r| r.dot(&r))
+            .collect()
+    };
+    let x_norms = sq_norms(x);
+    let t_norms = if same_set {
+        x_norms.clone()
+    } else {
+        sq_norms(t)
+    };
+    let x_points: Vec<K::Point> = x_norms
+        .par_iter()
+        .map(|&q| program.point(q * inv_d))
+        .collect();
+    let t_points: Vec<K::Point> = if same_set {
+        x_points.clone()
+    } else {
+        t_norms
+            .par_iter()
+            .map(|&q| program.point(q * inv_d))
+            .collect()
+    };
+    let t_sign = want.needs_sign_dot(program.hidden_layers()).then(|| {
+        t.mapv(|v| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        })
+    });
+
+    let flags = [want.nngp, want.ntk, want.readout, want.hidden];
+    let mut outputs: [Option<Array2<f64>>; 4] =
+        flags.map(|f| f.then(|| Array2::<f64>::zeros((n, m))));
+    let rows = params.band_rows.max(1);
+    {
+        let mut chunked: Vec<_> = outputs
+            .iter_mut()
+            .map(|o| {
+                o.as_mut().map(|a| {
+                    a.axis_chunks_iter_mut(Axis(0), rows)
+                        .map(Some)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let n_bands = n.div_ceil(rows);
+        let mut bands: Vec<Band> = (0..n_bands)
+            .map(|b| Band {
+                first_row: b * rows,
+                outs: std::array::from_fn(|k| {
+                    chunked[k]
+                        .as_mut()
+                        .map(|v| v[b].take().expect("each band taken once"))
+                }),
+            })
+            .collect();
+        // Largest bands first under the symmetric shortcut (they hold the most columns).
+        bands.par_iter_mut().for_each_init(
+            || {
+                (
+                    Array2::<f64>::zeros((rows, m)),
+                    Array2::<f64>::zeros((if t_sign.is_some() { rows } else { 0 }, m)),
+                )
+            },
+            |(dots, sdots), band| {
+                let i0 = band.first_row;
+                let bn = band
+                    .outs
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map(|o| o.nrows())
+                    .unwrap_or(0);
+                let j0 = if mirror { i0 } else { 0 };
+                let xb = x.slice(s![i0..i0 + bn, ..]);
+                let mut dot_blk = dots.slice_mut(s![..bn, j0..]);
+                ndarray::linalg::general_mat_mul(
+                    inv_d,
+                    &xb,
+                    &t.slice(s![j0.., ..]).t(),
+                    0.0,
+                    &mut dot_blk,
+                );
+                if let Some(ts) = &t_sign {
+                    let mut sblk = sdots.slice_mut(s![..bn, j0..]);
+                    ndarray::linalg::general_mat_mul(
+                        inv_d,
+                        &xb,
+                        &ts.slice(s![j0.., ..]).t(),
+                        0.0,
+                        &mut sblk,
+                    );
+                }
+                for r in 0..bn {
+                    let i = i0 + r;
+                    let px = &x_points[i];
+                    let xr = x.row(i);
+                    let dot_row = dots.row(r);
+                    let sdot_row = if t_sign.is_some() {
+                        Some(sdots.row(r))
+                    } else {
+                        None
+                    };
+                    let [o0, o1, o2, o3] = &mut band.outs;
+                    for j in j0..m {
+                        let dot = dot_row[j];
+                        let parallel = if same_set && i == j {
+                            Parallel::Positive
+                        } else if dot != 0.0
+                            && dot * dot
+                                >= (1.0 - 1e-9) * (x_norms[i] * inv_d) * (t_norms[j] * inv_d)
+                        {
+                            parallel_rows(
+                                xr.as_slice().expect("standard layout"),
+                                t.row(j).as_slice().expect("standard layout"),
+                            )
+                        } else {
+                            Parallel::Unknown
+                        };
+                        let sign_dot = sdot_row.as_ref().map_or(0.0, |s| s[j]);
+                        let k = program.pair(
+                            px,
+                            &t_points[j],
+                            PairInputs {
+                                dot,
+                                sign_dot,
+                                parallel,
+                            },
+                            want,
+                        );
+                        if let Some(o) = o0 {
+                            o[[r, j]] = k.nngp;
+                        }
+                        if let Some(o) = o1 {
+                            o[[r, j]] = k.ntk;
+                        }
+                        if let Some(o) = o2 {
+                            o[[r, j]] = k.readout;
+                        }
+                        if let Some(o) = o3 {
+                            o[[r, j]] = k.hidden;
+                        }
+                    }
+                }
+            },
+        );
+    }
+    if mirror {
+        for o in outputs.iter_mut().flatten() {
+            mirror_upper_to_lower(o);
+        }
+    }
+    let [nngp, ntk, readout, hidden] = outputs;
+    KernelMatrices {
+        nngp,
+        ntk,
+        readout,
+        hidden,
+    }
+}
+
+/// Copies the upper triangle onto the lower one, in parallel cache-sized blocks.
+fn mirror_upper_to_lower(a: &mut Array2<f64>) {
+    let n = a.nrows();
+    debug_assert_eq!(n, a.ncols());
+    const B: usize = 64;
+    struct Ptr(*mut f64);
+    unsafe impl Sync for Ptr {}
+    let ptr = Ptr(a.as_mut_ptr());
+    let stride = n;
+    (0..n.div_ceil(B)).into_par_iter().for_each(|bi| {
+        let p = &ptr;
+        let (i0, i1) = (bi * B, ((bi + 1) * B).min(n));
+        for bj in 0..=bi {
+            let (j0, j1) = (bj * B, ((bj + 1) * B).min(n));
+            for i in i0..i1 {
+                for j in j0..j1.min(i) {
+                    // SAFETY: a is standard-layout n×n; band bi writes only its own rows
+                    // (i in i0..i1) at columns j < i, and reads (j, i) with j < i, which
+                    // lies in the upper triangle that no band writes.
+                    unsafe { *p.0.add(i * stride + j) = *p.0.add(j * stride + i) };
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,146 @@
+//! Piecewise-linear activations φ(u) = p·max(u,0) + n·min(u,0): relu (1, 0),
+//! leaky_relu(α) (1, α), abs (1, −1), identity (1, 1). One rule covers all four
+//! (SPEC §3 and §4 tables); the constants fold once the generated code is inlined.
+//!
+//! With J = E[relu(u)relu(v)] = √(ab)/(2π)(sin θ + (π−θ)cos θ), P₊₊ = (π−θ)/(2π),
+//! P₊₋ = θ/(2π), A = E[relu(u)1[v>0]] = √a(1+ρ)/(2√(2π)) and k = E[u 1[v>0]] = √a ρ/√(2π):
+//!   E[φφ]   = (p−n)² J + p n c
+//!   E[φ'φ'] = (p²+n²) P₊₊ + 2 p n P₊₋
+//!   S       = s₊[pA + n(k−A)] + s₋[p(A−k) − nA],  s₊ = sign p, s₋ = −sign n
+//!   D       = (p·sign p + n·sign n) P₊₊ + (p·sign n + n·sign p) P₊₋
+//! which reduce to the SPEC table rows (checked against the reference values in tests).
+use super::{Angle, DiagDual, Dual, PairDual};
+use crate::program::{Parallel, Want};
+use std::f64::consts::PI;
+
+/// Slopes of a piecewise-linear activation on the positive and negative half-lines.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PiecewiseLinear {
+    pub pos: f64,
+    pub neg: f64,
+}
+
+const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+#[inline(always)]
+fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+impl PiecewiseLinear {
+    pub const RELU: PiecewiseLinear = PiecewiseLinear { pos: 1.0, neg: 0.0 };
+    pub const ABS: PiecewiseLinear = PiecewiseLinear {
+        pos: 1.0,
+        neg: -1.0,
+    };
+    pub const IDENTITY: PiecewiseLinear = PiecewiseLinear { pos: 1.0, neg: 1.0 };
+
+    /// leaky_relu(α): max(u,0) + α·min(u,0).
+    pub const fn leaky(alpha: f64) -> PiecewiseLinear {
+        PiecewiseLinear {
+            pos: 1.0,
+            neg: alpha,
+        }
+    }
+
+    /// φ(u).
+    #[inline(always)]
+    pub fn forward(&self, u: f64) -> f64 {
+        if u > 0.0 {
+            self.pos * u
+        } else {
+            self.neg * u
+        }
+    }
+
+    /// φ'(u), with φ'(0) = 0 unless both slopes agree (identity).
+    #[inline(always)]
+    pub fn derivative(&self, u: f64) -> f64 {
+        if u > 0.0 {
+            self.pos
+        } else if u < 0.0 || self.pos == self.neg {
+            self.neg
+        } else {
+            0.0
+        }
+    }
+
+    /// Parallelism of (φ(u), φ(v)) given that of (u, v): +1 survives every such φ;
+    /// −1 survives identity, becomes +1 under abs, and is broken otherwise.
+    #[inline(always)]
+    fn carry(&self, parallel: Parallel) -> Parallel {
+        match parallel {
+            Parallel::Negative if self.pos == self.neg => Parallel::Negative,
+            Parallel::Negative if self.pos == -self.neg => Parallel::Positive,
+            Parallel::Negative => Parallel::Unknown,
+            other => other,
+        }
+    }
+}
+
+impl Dual for PiecewiseLinear {
+    #[inline(always)]
+    fn diag(&self, a: f64) -> DiagDual {
+        let (p, n) = (self.pos, self.neg);
+        let half_sq = 0.5 * (p * p + n * n);
+        DiagDual {
+            phi: half_sq * a,
+            dphi: if a > 0.0 {
+                half_sq
+            } else {
+                self.derivative(0.0).powi(2)
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn pair(&self, a: f64, b: f64, c: f64, parallel: Parallel, want: Want) -> PairDual {
+        let (p, n) = (self.pos, self.neg);
+        let ang = Angle::new(a, b, c, parallel);
+        let c = if parallel == Parallel::Unknown {
+            c
+        } else {
+            ang.cov()
+        };
+        let pi_minus = PI - ang.theta;
+        let j = (ang.sqrt_ab * ang.sin_theta + pi_minus * c) * (0.5 / PI);
+        let mut out = PairDual {
+            phi: (p - n) * (p - n) * j + p * n * c,
+            parallel: self.carry(parallel),
+            ..PairDual::default()
+        };
+        let p_same = pi_minus * (0.5 / PI);
+        let p_diff = ang.theta * (0.5 / PI);
+        if want.ntk || want.hidden {
+            out.dphi = (p * p + n * n) * p_same + 2.0 * p * n * p_diff;
+        }
+        if (want.readout || want.hidden) && b > 0.0 {
+            let sqrt_a = a.sqrt();
+            let big_a = sqrt_a * (1.0 + ang.rho) * (0.5 * INV_SQRT_2PI);
+            let k = sqrt_a * ang.rho * INV_SQRT_2PI;
+            let (s_pos, s_neg) = (sign(p), -sign(n));
+            out.sign =
+                s_pos * (p * big_a + n * (k - big_a)) + s_neg * (p * (big_a - k) - n * big_a);
+        }
+        if want.hidden {
+            out.dsign = if b > 0.0 {
+                (p * sign(p) + n * sign(n)) * p_same + (p * sign(n) + n * sign(p)) * p_diff
+            } else {
+                // v ≡ 0: sign φ'(v) = sign φ'(0), and E[φ'(u)] = (p+n)/2.
+                sign(self.derivative(0.0))
+                    * if a > 0.0 {
+                        0.5 * (p + n)
+                    } else {
+                        self.derivative(0.0)
+                    }
+            };
+        }
+        out
+    }
+}
