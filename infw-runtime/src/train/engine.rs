@@ -298,7 +298,8 @@ impl<R: UpdateRule> Trainer<R> {
         )
     }
 
-    /// The per-step update; O(N C · blocks) and no allocation.
+    /// The per-step update; O(N C · blocks) and no allocation. `step_in_epoch` is 1-based,
+    /// 0 for a [`Trainer::step`] call (used in the divergence message only).
     fn step_inner(&mut self, b: usize, eta: f64, epoch: usize, step_in_epoch: usize) -> Result<()> {
         let c = self.n_outputs();
         for (dst, src) in self.fb.iter_mut().zip(self.last.train.row(b)) {
@@ -314,8 +315,13 @@ impl<R: UpdateRule> Trainer<R> {
             .find(|v| !v.is_finite())
             .copied()
         {
+            let at = if step_in_epoch == 0 {
+                format!("Trainer::step call {} overall", self.steps_done + 1)
+            } else {
+                format!("epoch {epoch}, step {step_in_epoch}")
+            };
             return Err(self.diverge(format!(
-                "loss gradient {bad} at epoch {epoch}, step {step_in_epoch} (training example {b}); lower the learning rate"
+                "loss gradient {bad} at {at} (training example {b}); lower the learning rate"
             )));
         }
         self.rule.direction(&self.chi, &mut self.u);
