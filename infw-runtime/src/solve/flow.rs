@@ -126,7 +126,7 @@ impl GradientFlow {
     }
 
     fn check_time(&self, t: f64) -> Result<()> {
-        if !(t >= 0.0) {
+        if t.is_nan() || t < 0.0 {
             return Err(Error::InvalidArgument {
                 name: "t",
                 value: t.to_string(),

@@ -22,7 +22,7 @@
 //! # Ok::<(), infw_runtime::Error>(())
 //! ```
 
-mod check;
+pub(crate) mod check;
 mod flow;
 mod regression;
 

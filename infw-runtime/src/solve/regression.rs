@@ -64,7 +64,7 @@ impl KernelRegression {
         let l = llt.L();
         for i in 0..n {
             let pivot = l[(i, i)] * l[(i, i)];
-            if !(pivot > floor) {
+            if pivot.is_nan() || pivot <= floor {
                 return Err(Error::NotPositiveDefinite {
                     detail: format!(
                         "Cholesky pivot {i} of K + {ridge}·I is {pivot:e}, below N·ε·max diag = {floor:e} (numerically singular)"
