@@ -8,7 +8,7 @@
 //! computes columns right of its first row and the lower triangle is mirrored afterwards.
 
 mod parallel_rows;
-mod validate;
+pub mod validate;
 
 use crate::program::{KernelProgram, PairInputs, Parallel, Want};
 use crate::Result;

@@ -1,0 +1,297 @@
+//! Models built from a [`Network`]: kernel regression, gradient flow and function-space
+//! training of both limits (SPEC §5). Each keeps what it needs (the training inputs and a
+//! prepared solver or trainer) so that predicting on new inputs computes only the
+//! test-versus-train kernel.
+use crate::gram::{check_inputs, KernelMatrices};
+use crate::network::TrainingInputs;
+use crate::solve::{GradientFlow, KernelRegression};
+use crate::train::{
+    AdamLimit, EpochRecord, Iterate, NtkKernel, NtkSgd, SignKernels, TestSet, TrainConfig,
+    TrainSet, Trainer, UpdateRule,
+};
+use crate::{Error, KernelProgram, Network, Result, Want};
+use ndarray::{Array2, ArrayBase, Data, Ix2};
+
+/// Which kernel of the SGD limit a closed-form model uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelKind {
+    /// Σ^{L+1}: the posterior mean of the infinitely wide Bayesian network.
+    Nngp,
+    /// Θ^{L+1}: the infinitely wide network trained by gradient flow to convergence.
+    Ntk,
+}
+
+impl KernelKind {
+    fn want(self) -> Want {
+        match self {
+            KernelKind::Nngp => Want::NNGP,
+            KernelKind::Ntk => Want::NTK,
+        }
+    }
+    fn take(self, k: KernelMatrices) -> Array2<f64> {
+        match self {
+            KernelKind::Nngp => k.nngp,
+            KernelKind::Ntk => k.ntk,
+        }
+        .expect("requested kernel")
+    }
+}
+
+fn check_targets(x_rows: usize, y: &ndarray::ArrayView2<f64>) -> Result<()> {
+    if y.nrows() != x_rows {
+        return Err(Error::ShapeMismatch {
+            what: "rows of the targets (one per training input)".into(),
+            expected: x_rows,
+            found: y.nrows(),
+        });
+    }
+    crate::gram::validate::check_matrix("targets", y.view())
+}
+
+/// Kernel regression K*(K + λI)⁻¹Y (SPEC §5, t = ∞), with its Cholesky factor kept.
+#[derive(Debug)]
+pub struct KernelModel<K> {
+    net: Network<K>,
+    kind: KernelKind,
+    x_train: Array2<f64>,
+    solver: KernelRegression,
+}
+
+impl<K: KernelProgram + Clone> KernelModel<K> {
+    pub(crate) fn fit<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        net: &Network<K>,
+        kind: KernelKind,
+        x_train: &ArrayBase<S1, Ix2>,
+        y_train: &ArrayBase<S2, Ix2>,
+        ridge: f64,
+    ) -> Result<Self> {
+        check_inputs(x_train.view(), None)?;
+        check_targets(x_train.nrows(), &y_train.view())?;
+        let k = kind.take(net.kernels(x_train, TrainingInputs::of(x_train), kind.want())?);
+        let solver = KernelRegression::fit(k.view(), y_train.view(), ridge)?;
+        Ok(KernelModel {
+            net: net.clone(),
+            kind,
+            x_train: x_train.to_owned(),
+            solver,
+        })
+    }
+
+    /// Predictions at `x` (one row per input, one column per target).
+    pub fn predict<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<f64>> {
+        let k = self.kind.take(self.net.kernels(
+            x,
+            TrainingInputs::of(&self.x_train),
+            self.kind.want(),
+        )?);
+        self.solver.predict(k.view())
+    }
+
+    /// The prepared solver (coefficients, factor).
+    pub fn solver(&self) -> &KernelRegression {
+        &self.solver
+    }
+}
+
+/// Full-batch NTK gradient flow with MSE at any time t (SPEC §5), with the
+/// eigendecomposition of Θ(X, X) kept for reuse across t.
+#[derive(Debug)]
+pub struct FlowModel<K> {
+    net: Network<K>,
+    x_train: Array2<f64>,
+    flow: GradientFlow,
+}
+
+impl<K: KernelProgram + Clone> FlowModel<K> {
+    /// Predictions at `x` after training time `t` (`f64::INFINITY` for the limit).
+    pub fn predict<S: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        t: f64,
+    ) -> Result<Array2<f64>> {
+        let k = self
+            .net
+            .kernels(x, TrainingInputs::of(&self.x_train), Want::NTK)?
+            .ntk
+            .expect("requested");
+        self.flow.predict(k.view(), t)
+    }
+
+    /// The prepared flow (eigenvalues, train predictions).
+    pub fn flow(&self) -> &GradientFlow {
+        &self.flow
+    }
+}
+
+/// An update rule of one of the two limits, with the kernels it needs (SPEC §4, §5).
+pub trait LimitRule: UpdateRule + Sized {
+    /// The kernels a Gram evaluation must produce for this rule.
+    const WANT: Want;
+    /// Packs the evaluated kernels (columns = training examples).
+    fn pack(k: KernelMatrices) -> Result<Self::Kernels>;
+}
+
+impl LimitRule for NtkSgd {
+    const WANT: Want = Want::NTK;
+    fn pack(k: KernelMatrices) -> Result<NtkKernel> {
+        NtkKernel::new(k.ntk.expect("requested"))
+    }
+}
+
+impl LimitRule for AdamLimit {
+    const WANT: Want = Want::ADAM;
+    fn pack(k: KernelMatrices) -> Result<SignKernels> {
+        SignKernels::new(k.readout.expect("requested"), k.hidden.expect("requested"))
+    }
+}
+
+/// Per-example training of an infinite-width limit in function space (SPEC §5):
+/// NTK-SGD ([`NtkSgd`]) or the Adam-like limit ([`AdamLimit`]).
+pub struct FunctionSpaceModel<R: LimitRule, K> {
+    net: Network<K>,
+    x_train: Array2<f64>,
+    trainer: Trainer<R>,
+}
+
+impl<R: LimitRule, K: KernelProgram + Clone> FunctionSpaceModel<R, K> {
+    pub(crate) fn new<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        net: &Network<K>,
+        rule: R,
+        x_train: &ArrayBase<S1, Ix2>,
+        y_train: &ArrayBase<S2, Ix2>,
+        config: TrainConfig,
+    ) -> Result<Self> {
+        check_inputs(x_train.view(), None)?;
+        check_targets(x_train.nrows(), &y_train.view())?;
+        let kernels = R::pack(net.kernels(x_train, TrainingInputs::of(x_train), R::WANT)?)?;
+        let trainer = Trainer::new(rule, TrainSet::new(kernels, y_train.to_owned())?, config)?;
+        Ok(FunctionSpaceModel {
+            net: net.clone(),
+            x_train: x_train.to_owned(),
+            trainer,
+        })
+    }
+
+    /// The kernels of `x` against the training inputs, packed for prediction and for the
+    /// per-epoch test metrics (`y`: targets of `x`, optional).
+    pub fn test_set<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S1, Ix2>,
+        y: Option<&ArrayBase<S2, Ix2>>,
+    ) -> Result<TestSet<R::Kernels>> {
+        let set = TestSet::new(R::pack(self.net.kernels(
+            x,
+            TrainingInputs::of(&self.x_train),
+            R::WANT,
+        )?)?);
+        match y {
+            Some(y) => set.with_targets(y.to_owned()),
+            None => Ok(set),
+        }
+    }
+
+    /// Trains `epochs` more epochs; `test` adds test loss and accuracy to the history.
+    pub fn fit(
+        &mut self,
+        epochs: usize,
+        test: Option<&TestSet<R::Kernels>>,
+    ) -> Result<Vec<EpochRecord>> {
+        self.trainer.fit(epochs, test)
+    }
+
+    /// Like [`fit`](Self::fit), calling `callback` after every epoch.
+    pub fn fit_with(
+        &mut self,
+        epochs: usize,
+        test: Option<&TestSet<R::Kernels>>,
+        callback: impl FnMut(&EpochRecord),
+    ) -> Result<Vec<EpochRecord>> {
+        self.trainer.fit_with(epochs, test, callback)
+    }
+
+    /// Predictions on a prepared test set with the configured reported iterate.
+    pub fn predict(&self, test: &TestSet<R::Kernels>) -> Result<Array2<f64>> {
+        self.trainer.predict(test, self.trainer.config().report)
+    }
+
+    /// Predictions with a chosen iterate (last, running mean, EMA).
+    pub fn predict_iterate(
+        &self,
+        test: &TestSet<R::Kernels>,
+        iterate: Iterate,
+    ) -> Result<Array2<f64>> {
+        self.trainer.predict(test, iterate)
+    }
+
+    /// The engine, for step-by-step driving.
+    pub fn trainer_mut(&mut self) -> &mut Trainer<R> {
+        &mut self.trainer
+    }
+
+    /// The engine.
+    pub fn trainer(&self) -> &Trainer<R> {
+        &self.trainer
+    }
+}
+
+impl<K: KernelProgram + Clone> Network<K> {
+    /// NTK kernel regression Θ*(Θ + λI)⁻¹Y: the infinitely wide network trained to
+    /// convergence by gradient flow on MSE (SPEC §5, t = ∞). `ridge` λ ≥ 0.
+    pub fn ntk_regression<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        x_train: &ArrayBase<S1, Ix2>,
+        y_train: &ArrayBase<S2, Ix2>,
+        ridge: f64,
+    ) -> Result<KernelModel<K>> {
+        KernelModel::fit(self, KernelKind::Ntk, x_train, y_train, ridge)
+    }
+
+    /// NNGP kernel regression: the posterior mean of the infinitely wide Bayesian network.
+    pub fn nngp_regression<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        x_train: &ArrayBase<S1, Ix2>,
+        y_train: &ArrayBase<S2, Ix2>,
+        ridge: f64,
+    ) -> Result<KernelModel<K>> {
+        KernelModel::fit(self, KernelKind::Nngp, x_train, y_train, ridge)
+    }
+
+    /// Full-batch NTK gradient flow on MSE with learning rate η, at any time (SPEC §5).
+    pub fn ntk_gradient_flow<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        x_train: &ArrayBase<S1, Ix2>,
+        y_train: &ArrayBase<S2, Ix2>,
+        learning_rate: f64,
+    ) -> Result<FlowModel<K>> {
+        check_inputs(x_train.view(), None)?;
+        check_targets(x_train.nrows(), &y_train.view())?;
+        let k = self.ntk(x_train, x_train)?;
+        let flow = GradientFlow::new(k.view(), y_train.view(), learning_rate)?;
+        Ok(FlowModel {
+            net: self.clone(),
+            x_train: x_train.to_owned(),
+            flow,
+        })
+    }
+
+    /// Per-example NTK-SGD in function space: f ← f − η Θ(·, x_b) χ_b (SPEC §5).
+    pub fn ntk_training<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        x_train: &ArrayBase<S1, Ix2>,
+        y_train: &ArrayBase<S2, Ix2>,
+        config: TrainConfig,
+    ) -> Result<FunctionSpaceModel<NtkSgd, K>> {
+        FunctionSpaceModel::new(self, NtkSgd, x_train, y_train, config)
+    }
+
+    /// Per-example training of the Adam-like limit (SPEC §4–§5):
+    /// f_c ← f_c − η[sign(χ_c) R(·, x_b) + (χ_c/‖χ‖₂) H(·, x_b)]. Prefer MSE (SPEC §5).
+    pub fn adam_training<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        x_train: &ArrayBase<S1, Ix2>,
+        y_train: &ArrayBase<S2, Ix2>,
+        config: TrainConfig,
+    ) -> Result<FunctionSpaceModel<AdamLimit, K>> {
+        FunctionSpaceModel::new(self, AdamLimit, x_train, y_train, config)
+    }
+}
