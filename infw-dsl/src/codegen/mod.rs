@@ -8,7 +8,7 @@ use quote::quote;
 /// The block `network!` expands to. `rt` is the hidden runtime path (`::infw::__private`).
 pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     let d = derive(net, rt);
-    let l = d.hidden_layers;
+    let l = proc_macro2::Literal::usize_unsuffixed(d.hidden_layers);
     let architecture = architecture(net, rt);
     let point = &d.point;
     let forward = &d.pair_forward;
@@ -58,7 +58,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
 
 fn architecture(net: &Network, rt: &TokenStream) -> TokenStream {
     let hidden = net.hidden.iter().map(|h| {
-        let (width, w, b) = (h.width, lit(h.w_std), lit(h.b_std));
+        let (width, w, b) = (proc_macro2::Literal::usize_unsuffixed(h.width), lit(h.w_std), lit(h.b_std));
         let act = match h.activation {
             Activation::Identity => quote!(Identity),
             Activation::Relu => quote!(Relu),
@@ -73,7 +73,10 @@ fn architecture(net: &Network, rt: &TokenStream) -> TokenStream {
     });
     let r = &net.readout;
     let outputs = match r.outputs {
-        Some(c) => quote!(::core::option::Option::Some(#c)),
+        Some(c) => {
+            let c = proc_macro2::Literal::usize_unsuffixed(c);
+            quote!(::core::option::Option::Some(#c))
+        }
         None => quote!(::core::option::Option::None),
     };
     let (w, b) = (lit(r.w_std), lit(r.b_std));

@@ -24,7 +24,7 @@ pub fn hidden(w_std: f64, b_std: f64, s: &State) -> (Vec<TokenStream>, Vec<Token
     let sigma_expr = plus(scaled(w2, s.point_phi.clone()), b2);
     let cov_expr = plus(scaled(w2, s.pair_phi.clone()), b2);
     let prev_par = &s.pair_parallel;
-    let idx = l - 1;
+    let idx = proc_macro2::Literal::usize_unsuffixed(l - 1);
     let par_expr = if b2 == 0.0 {
         quote!(#prev_par)
     } else {
@@ -100,14 +100,14 @@ pub fn hidden_part(net: &Network) -> Vec<TokenStream> {
     let mut stmts = Vec::new();
     let mut terms = Vec::new();
     for l in (1..=big_l).rev() {
-        let pi = format_ident!("pi{}", l);
+        let pi = format_ident!("scaled_pi{}", l);
         let act = format_ident!("act{}", l);
-        // Πˡ(x,x') with √(2/π) folded in.
+        // scaled_piˡ = √(2/π)·Πˡ(x,x'): the constant of B folded in.
         if l == big_l {
             let c = lit(SQRT_2_OVER_PI * net.readout.w_std * net.readout.w_std);
             stmts.push(quote!(let #pi = #c;));
         } else {
-            let next = format_ident!("pi{}", l + 1);
+            let next = format_ident!("scaled_pi{}", l + 1);
             let next_act = format_ident!("act{}", l + 1);
             let w2 = net.hidden[l].w_std * net.hidden[l].w_std;
             let e = scaled(w2, quote!(#next_act.dphi * #next));
@@ -121,7 +121,7 @@ pub fn hidden_part(net: &Network) -> Vec<TokenStream> {
             quote!(#prev.sign)
         };
         let forward = plus(scaled(h.w_std, forward_sign), h.b_std);
-        let idx = l - 1;
+        let idx = proc_macro2::Literal::usize_unsuffixed(l - 1);
         terms.push(quote!((#forward) * (#pi * t.inv_sqrt_pi[#idx] * #act.dsign)));
     }
     stmts.push(quote!(let hidden = #(#terms)+*;));

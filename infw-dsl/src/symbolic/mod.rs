@@ -105,7 +105,7 @@ pub fn derive(net: &Network, rt: &TokenStream) -> Derivation {
         let cov = format_ident!("cov{}", l);
         let par = format_ident!("par{}", l);
         let act = format_ident!("act{}", l);
-        let idx = l - 1;
+        let idx = proc_macro2::Literal::usize_unsuffixed(l - 1);
         point.push(quote!(let #phi = #rule.diag(#sigma);));
         pair_forward
             .push(quote!(let #act = #rule.pair(x.sigma[#idx], t.sigma[#idx], #cov, #par, want);));

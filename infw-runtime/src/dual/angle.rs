@@ -16,7 +16,7 @@ pub struct Angle {
 impl Angle {
     #[inline(always)]
     pub fn new(a: f64, b: f64, c: f64, parallel: Parallel) -> Angle {
-        let sqrt_ab = (a * b).sqrt();
+        let sqrt_ab = a.sqrt() * b.sqrt(); // not √(ab): a·b overflows at large scales
         match parallel {
             Parallel::Positive => Angle {
                 rho: 1.0,

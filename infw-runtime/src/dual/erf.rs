@@ -54,15 +54,28 @@ impl Dual for Erf {
         };
         let (sa, sb) = (1.0 + 2.0 * a, 1.0 + 2.0 * b);
         let mut out = PairDual {
-            phi: FRAC_2_PI * (2.0 * c / (sa * sb).sqrt()).clamp(-1.0, 1.0).asin(),
+            phi: FRAC_2_PI * (2.0 * c / (sa.sqrt() * sb.sqrt())).clamp(-1.0, 1.0).asin(),
             parallel,
             ..PairDual::default()
         };
         if want.ntk || want.hidden {
-            out.dphi = 2.0 * FRAC_2_PI / (sa * sb - 4.0 * c * c).max(f64::MIN_POSITIVE).sqrt();
+            let det = sa * sb - 4.0 * c * c;
+            out.dphi = if det.is_finite() {
+                2.0 * FRAC_2_PI / det.max(f64::MIN_POSITIVE).sqrt()
+            } else {
+                // Huge variances: the same determinant in scaled form, free of overflow.
+                let r = (2.0 * c / (sa.sqrt() * sb.sqrt())).clamp(-1.0, 1.0);
+                2.0 * FRAC_2_PI
+                    / (sa.sqrt()
+                        * sb.sqrt()
+                        * ((1.0 - r) * (1.0 + r)).max(f64::MIN_POSITIVE).sqrt())
+            };
         }
         if (want.readout || want.hidden) && b > 0.0 {
-            out.sign = FRAC_2_PI * (SQRT_2 * c / (sa * b).sqrt()).clamp(-1.0, 1.0).asin();
+            out.sign = FRAC_2_PI
+                * (SQRT_2 * c / (sa.sqrt() * b.sqrt()))
+                    .clamp(-1.0, 1.0)
+                    .asin();
         }
         if want.hidden {
             out.dsign = FRAC_2_SQRT_PI / sa.sqrt();

@@ -1,0 +1,38 @@
+//! Snapshots of the IR and of the generated code (printed by prettyplease), reviewed as a
+//! reviewer would review hand-written code: straight-line, constants folded, one binding
+//! per quantity of SPEC §3–§4.
+use infw_dsl::{codegen, compile, runtime_path};
+use quote::quote;
+
+fn code(tokens: proc_macro2::TokenStream) -> String {
+    let net = compile(tokens).expect("valid declaration");
+    let expr = codegen::generate(&net, &runtime_path());
+    let file: syn::File =
+        syn::parse2(quote!(fn network() { let net = #expr; })).expect("generated code parses");
+    prettyplease::unparse(&file)
+}
+
+fn ir(tokens: proc_macro2::TokenStream) -> String {
+    format!("{:#?}", compile(tokens).expect("valid declaration"))
+}
+
+macro_rules! snapshot_case {
+    ($name:ident, $($body:tt)*) => {
+        #[test]
+        fn $name() {
+            insta::assert_snapshot!(concat!(stringify!($name), "_ir"), ir(quote!($($body)*)));
+            insta::assert_snapshot!(concat!(stringify!($name), "_code"), code(quote!($($body)*)));
+        }
+    };
+}
+
+snapshot_case!(relu_two_hidden_defaults, dense(512) relu dense(512) relu);
+snapshot_case!(
+    relu_biases_explicit_readout,
+    dense(512, w_std = 1.4142135623730951, b_std = 0.1) relu
+    dense(512, w_std = 1.4142135623730951, b_std = 0.1) relu
+    readout(w_std = 1.4142135623730951, b_std = 0.1)
+);
+snapshot_case!(erf_one_hidden_declared_outputs, dense(256, w_std = 1.5, b_std = 0.1) erf dense(3, b_std = 0.05));
+snapshot_case!(mixed_leaky_abs_identity, dense(128, w_std = 1.2) leaky_relu(0.1) dense(64, b_std = 0.2) abs dense(32) dense(16) identity);
+snapshot_case!(readout_only, dense(10, w_std = 2.0));
