@@ -37,6 +37,10 @@ fn main() -> Result<(), infw::Error> {
     let start = Instant::now();
     let nngp = net.nngp_regression(&data.x_train, &y, 1e-6)?;
     let acc = accuracy(nngp.predict(&data.x_test)?.view(), &data.y_test)?;
-    println!("NNGP regression: test accuracy {:.2} %  ({:.3} s)", 100.0 * acc, start.elapsed().as_secs_f64());
+    println!(
+        "NNGP regression: test accuracy {:.2} %  ({:.3} s)",
+        100.0 * acc,
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -18,7 +18,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         {
             #[derive(Clone, Copy, Debug, Default)]
             struct Point {
-                sigma: [f64; #l],
+                var: [#rt::dual::Var; #l],
                 inv_sqrt_pi: [f64; #l],
             }
             #[derive(Clone, Copy, Debug)]

@@ -28,7 +28,7 @@ pub fn hidden(w_std: f64, b_std: f64, s: &State) -> (Vec<TokenStream>, Vec<Token
     let par_expr = if b2 == 0.0 {
         quote!(#prev_par)
     } else {
-        quote!(#prev_par.after_dense(false, x.sigma[#idx] == t.sigma[#idx]))
+        quote!(#prev_par.after_dense(false, x.var[#idx].var == t.var[#idx].var))
     };
     let ntk_expr = match &s.previous {
         None => quote!(#cov),

@@ -108,7 +108,7 @@ pub fn derive(net: &Network, rt: &TokenStream) -> Derivation {
         let idx = proc_macro2::Literal::usize_unsuffixed(l - 1);
         point.push(quote!(let #phi = #rule.diag(#sigma);));
         pair_forward
-            .push(quote!(let #act = #rule.pair(x.sigma[#idx], t.sigma[#idx], #cov, #par, want);));
+            .push(quote!(let #act = #rule.pair(x.var[#idx], t.var[#idx], #cov, #par, want);));
         sigmas.push(sigma);
         state = State {
             layer: l + 1,
@@ -122,7 +122,7 @@ pub fn derive(net: &Network, rt: &TokenStream) -> Derivation {
     let (pi_point, pi_names) = dense::backward_point(net);
     point.extend(pi_point);
     point.push(quote! {
-        Point { sigma: [#(#sigmas),*], inv_sqrt_pi: [#(#rt::dual::inv_sqrt_or_zero(#pi_names)),*] }
+        Point { var: [#(#rt::dual::Var::new(#sigmas)),*], inv_sqrt_pi: [#(#rt::dual::inv_sqrt_or_zero(#pi_names)),*] }
     });
     let hidden_part = dense::hidden_part(net);
     let _ = Span::call_site();

@@ -5,7 +5,7 @@
 //!   D       = (2/√π)/√(1+2a)                    (φ' > 0, so D = E[φ'(u)])
 //! No arccos appears, so nothing is ill-conditioned at correlation ±1; exact
 //! parallelism still short-cuts c = ±√(ab).
-use super::{Angle, DiagDual, Dual, PairDual};
+use super::{Angle, DiagDual, Dual, PairDual, Var};
 use crate::program::{Parallel, Want};
 use std::f64::consts::{FRAC_2_PI, FRAC_2_SQRT_PI, SQRT_2};
 
@@ -44,13 +44,14 @@ impl Dual for Erf {
     }
 
     #[inline(always)]
-    fn pair(&self, a: f64, b: f64, c: f64, parallel: Parallel, want: Want) -> PairDual {
+    fn pair(&self, av: Var, bv: Var, c: f64, parallel: Parallel, want: Want) -> PairDual {
+        let (a, b) = (av.var, bv.var);
         // Parallel pairs keep ±1 only when the variances agree (erf is odd but not homogeneous).
         let parallel = if a == b { parallel } else { Parallel::Unknown };
         let c = if parallel == Parallel::Unknown {
             c
         } else {
-            Angle::new(a, b, c, parallel).cov()
+            Angle::new(av, bv, c, parallel).cov()
         };
         let (sa, sb) = (1.0 + 2.0 * a, 1.0 + 2.0 * b);
         let mut out = PairDual {

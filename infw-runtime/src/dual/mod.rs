@@ -9,7 +9,7 @@ pub mod angle;
 pub mod erf;
 pub mod piecewise_linear;
 
-pub use angle::Angle;
+pub use angle::{acos, Angle, Var};
 pub use erf::Erf;
 pub use piecewise_linear::PiecewiseLinear;
 
@@ -56,8 +56,9 @@ pub struct PairDual {
 pub trait Dual {
     /// One-point moments at variance `a`.
     fn diag(&self, a: f64) -> DiagDual;
-    /// Two-point moments; `want` selects what is computed (the rest is 0).
-    fn pair(&self, a: f64, b: f64, c: f64, parallel: Parallel, want: Want) -> PairDual;
+    /// Two-point moments at variances `a` (of x), `b` (of x', the training example) and
+    /// covariance `c`; `want` selects what is computed (the rest is 0).
+    fn pair(&self, a: Var, b: Var, c: f64, parallel: Parallel, want: Want) -> PairDual;
 }
 
 impl Parallel {

@@ -9,7 +9,7 @@
 //!   S       = s₊[pA + n(k−A)] + s₋[p(A−k) − nA],  s₊ = sign p, s₋ = −sign n
 //!   D       = (p·sign p + n·sign n) P₊₊ + (p·sign n + n·sign p) P₊₋
 //! which reduce to the SPEC table rows (checked against the reference values in tests).
-use super::{Angle, DiagDual, Dual, PairDual};
+use super::{Angle, DiagDual, Dual, PairDual, Var};
 use crate::program::{Parallel, Want};
 use std::f64::consts::PI;
 
@@ -100,7 +100,7 @@ impl Dual for PiecewiseLinear {
     }
 
     #[inline(always)]
-    fn pair(&self, a: f64, b: f64, c: f64, parallel: Parallel, want: Want) -> PairDual {
+    fn pair(&self, a: Var, b: Var, c: f64, parallel: Parallel, want: Want) -> PairDual {
         let (p, n) = (self.pos, self.neg);
         let ang = Angle::new(a, b, c, parallel);
         let c = if parallel == Parallel::Unknown {
@@ -120,8 +120,8 @@ impl Dual for PiecewiseLinear {
         if want.ntk || want.hidden {
             out.dphi = (p * p + n * n) * p_same + 2.0 * p * n * p_diff;
         }
-        if (want.readout || want.hidden) && b > 0.0 {
-            let sqrt_a = a.sqrt();
+        if (want.readout || want.hidden) && b.var > 0.0 {
+            let sqrt_a = a.sqrt;
             let big_a = sqrt_a * (1.0 + ang.rho) * (0.5 * INV_SQRT_2PI);
             let k = sqrt_a * ang.rho * INV_SQRT_2PI;
             let (s_pos, s_neg) = (sign(p), -sign(n));
@@ -129,12 +129,12 @@ impl Dual for PiecewiseLinear {
                 s_pos * (p * big_a + n * (k - big_a)) + s_neg * (p * (big_a - k) - n * big_a);
         }
         if want.hidden {
-            out.dsign = if b > 0.0 {
+            out.dsign = if b.var > 0.0 {
                 (p * sign(p) + n * sign(n)) * p_same + (p * sign(n) + n * sign(p)) * p_diff
             } else {
                 // v ≡ 0: sign φ'(v) = sign φ'(0), and E[φ'(u)] = (p+n)/2.
                 sign(self.derivative(0.0))
-                    * if a > 0.0 {
+                    * if a.var > 0.0 {
                         0.5 * (p + n)
                     } else {
                         self.derivative(0.0)

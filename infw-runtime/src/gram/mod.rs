@@ -189,9 +189,10 @@ fn run_with<K: KernelProgram>(
                 (
                     Array2::<f64>::zeros((rows, m)),
                     Array2::<f64>::zeros((if t_sign.is_some() { rows } else { 0 }, m)),
+                    [vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]],
                 )
             },
-            |(dots, sdots), band| {
+            |(dots, sdots, scratch), band| {
                 let i0 = band.first_row;
                 let bn = band
                     .outs
@@ -222,17 +223,33 @@ fn run_with<K: KernelProgram>(
                 }
                 for r in 0..bn {
                     let i = i0 + r;
-                    let px = &x_points[i];
-                    let xr = x.row(i);
-                    let dot_row = dots.row(r);
                     let sdot_row = if t_sign.is_some() {
-                        Some(sdots.row(r))
+                        sdots.row(r)
                     } else {
-                        None
+                        dots.row(r)
                     };
-                    let [o0, o1, o2, o3] = &mut band.outs;
-                    for j in j0..m {
-                        let dot = dot_row[j];
+                    let dot_row = dots.row(r);
+                    let rows = Rows {
+                        x_point: &x_points[i],
+                        t_points: &t_points[j0..m],
+                        dots: &dot_row.as_slice().expect("standard layout")[j0..m],
+                        sign_dots: &sdot_row.as_slice().expect("standard layout")[j0..m],
+                    };
+                    hot_row(program, &rows, want, scratch);
+                    for (k, o) in band.outs.iter_mut().enumerate() {
+                        if let Some(o) = o {
+                            o.row_mut(r)
+                                .slice_mut(s![j0..])
+                                .as_slice_mut()
+                                .expect("standard layout")
+                                .copy_from_slice(&scratch[k][..m - j0]);
+                        }
+                    }
+                    // Fix-up: the rare pairs whose correlation is within 1e-9 of ±1 are
+                    // checked for exact parallelism and recomputed with ρ = ±1 exactly.
+                    let xr = x.row(i);
+                    for (jj, &dot) in rows.dots.iter().enumerate() {
+                        let j = j0 + jj;
                         let parallel = if same_set && i == j {
                             Parallel::Positive
                         } else if dot != 0.0
@@ -244,30 +261,16 @@ fn run_with<K: KernelProgram>(
                                 t.row(j).as_slice().expect("standard layout"),
                             )
                         } else {
-                            Parallel::Unknown
+                            continue;
                         };
-                        let sign_dot = sdot_row.as_ref().map_or(0.0, |s| s[j]);
-                        let k = program.pair(
-                            px,
-                            &t_points[j],
-                            PairInputs {
+                        if parallel != Parallel::Unknown {
+                            let inputs = PairInputs {
                                 dot,
-                                sign_dot,
+                                sign_dot: rows.sign_dots[jj],
                                 parallel,
-                            },
-                            want,
-                        );
-                        if let Some(o) = o0 {
-                            o[[r, j]] = k.nngp;
-                        }
-                        if let Some(o) = o1 {
-                            o[[r, j]] = k.ntk;
-                        }
-                        if let Some(o) = o2 {
-                            o[[r, j]] = k.readout;
-                        }
-                        if let Some(o) = o3 {
-                            o[[r, j]] = k.hidden;
+                            };
+                            let k = program.pair(rows.x_point, &rows.t_points[jj], inputs, want);
+                            store(&mut band.outs, r, j, &k);
                         }
                     }
                 }
@@ -285,6 +288,96 @@ fn run_with<K: KernelProgram>(
         ntk,
         readout,
         hidden,
+    }
+}
+
+/// One row of the hot pass: the point x against a run of training points.
+struct Rows<'a, P> {
+    x_point: &'a P,
+    t_points: &'a [P],
+    dots: &'a [f64],
+    sign_dots: &'a [f64],
+}
+
+/// The hot loop over one row, every pair taken as generic (parallel pairs are fixed up
+/// afterwards), writing all four kernels into `out`. Compiled twice: for the baseline
+/// target and with AVX2+FMA, chosen at run time, so the straight-line per-pair code gets
+/// the wider vector units where the machine has them.
+#[inline(always)]
+fn hot_row_body<K: KernelProgram>(
+    program: &K,
+    rows: &Rows<K::Point>,
+    want: Want,
+    out: &mut [Vec<f64>; 4],
+) {
+    let len = rows.t_points.len();
+    let (tp, dots, sdots) = (
+        &rows.t_points[..len],
+        &rows.dots[..len],
+        &rows.sign_dots[..len],
+    );
+    let [o0, o1, o2, o3] = out;
+    let (o0, o1, o2, o3) = (
+        &mut o0[..len],
+        &mut o1[..len],
+        &mut o2[..len],
+        &mut o3[..len],
+    );
+    for j in 0..len {
+        let inputs = PairInputs {
+            dot: dots[j],
+            sign_dot: sdots[j],
+            parallel: Parallel::Unknown,
+        };
+        let k = program.pair(rows.x_point, &tp[j], inputs, want);
+        o0[j] = k.nngp;
+        o1[j] = k.ntk;
+        o2[j] = k.readout;
+        o3[j] = k.hidden;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn hot_row_avx2<K: KernelProgram>(
+    program: &K,
+    rows: &Rows<K::Point>,
+    want: Want,
+    out: &mut [Vec<f64>; 4],
+) {
+    hot_row_body(program, rows, want, out)
+}
+
+#[inline(always)]
+fn hot_row<K: KernelProgram>(
+    program: &K,
+    rows: &Rows<K::Point>,
+    want: Want,
+    out: &mut [Vec<f64>; 4],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function was compiled for.
+        return unsafe { hot_row_avx2(program, rows, want, out) };
+    }
+    hot_row_body(program, rows, want, out)
+}
+
+/// Writes one pair's requested kernels into row `r`, column `j` of the band.
+#[inline(always)]
+fn store(outs: &mut [Option<ArrayViewMut2<f64>>; 4], r: usize, j: usize, k: &crate::PairKernels) {
+    let [o0, o1, o2, o3] = outs;
+    if let Some(o) = o0 {
+        o[[r, j]] = k.nngp;
+    }
+    if let Some(o) = o1 {
+        o[[r, j]] = k.ntk;
+    }
+    if let Some(o) = o2 {
+        o[[r, j]] = k.readout;
+    }
+    if let Some(o) = o3 {
+        o[[r, j]] = k.hidden;
     }
 }
 
