@@ -18,6 +18,8 @@ mod train;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limit;
 
 pub use linearized::LinearizedNetwork;
 pub use model::{Model, Workspace, BLOCK_ROWS};
