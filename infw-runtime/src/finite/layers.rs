@@ -5,7 +5,7 @@
 //! `a_w = σw/√n_in`, `a_b = σb` and N(0,1) parameters; standard has `a_w = a_b = 1` and the
 //! scales folded into the initial variance. One rule, so gradients and JVPs stay in sync.
 
-use ndarray::linalg::general_mat_mul;
+use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
 use ndarray::{s, Array2, ArrayView2, Zip};
 
 use super::params::Params;
@@ -83,6 +83,21 @@ impl Buffers {
     }
 }
 
+/// `c ← α · a Wᵀ + β c`; a matrix-vector product for a single row (no packing of W).
+fn mat_mul_t(
+    alpha: f64,
+    a: ArrayView2<f64>,
+    w: &Array2<f64>,
+    beta: f64,
+    c: &mut ndarray::ArrayViewMut2<f64>,
+) {
+    if a.nrows() == 1 {
+        general_mat_vec_mul(alpha, w, &a.row(0), beta, &mut c.row_mut(0));
+    } else {
+        general_mat_mul(alpha, &a, &w.t(), beta, c);
+    }
+}
+
 /// Forward pass on rows `x` (b ≤ cap rows): fills `pre` and `post`.
 pub(crate) fn forward(specs: &[LayerSpec], p: &Params, x: ArrayView2<f64>, buf: &mut Buffers) {
     let b = x.nrows();
@@ -94,7 +109,7 @@ pub(crate) fn forward(specs: &[LayerSpec], p: &Params, x: ArrayView2<f64>, buf: 
                 buf.post[l - 1].slice(s![..b, ..])
             };
             let mut h = buf.pre[l].slice_mut(s![..b, ..]);
-            general_mat_mul(sp.w_scale, &input, &p.weights[l].t(), 0.0, &mut h);
+            mat_mul_t(sp.w_scale, input, &p.weights[l], 0.0, &mut h);
             if sp.b_scale != 0.0 {
                 for mut row in h.rows_mut() {
                     row.scaled_add(sp.b_scale, &p.biases[l]);
@@ -129,10 +144,10 @@ pub(crate) fn forward_tangent(
                 buf.post[l - 1].slice(s![..b, ..])
             };
             let mut th = buf.tpre[l].slice_mut(s![..b, ..]);
-            general_mat_mul(sp.w_scale, &input, &t.weights[l].t(), 0.0, &mut th);
+            mat_mul_t(sp.w_scale, input, &t.weights[l], 0.0, &mut th);
             if l > 0 {
                 let tin = buf.tpost[l - 1].slice(s![..b, ..]);
-                general_mat_mul(sp.w_scale, &tin, &p.weights[l].t(), 1.0, &mut th);
+                mat_mul_t(sp.w_scale, tin, &p.weights[l], 1.0, &mut th);
             }
             if sp.b_scale != 0.0 {
                 for mut row in th.rows_mut() {
@@ -172,7 +187,20 @@ pub(crate) fn backward(
                 buf.post[l - 1].slice(s![..b, ..])
             };
             let d = buf.delta[l].slice(s![..b, ..]);
-            general_mat_mul(sp.w_scale, &d.t(), &input, beta, &mut g.weights[l]);
+            if b == 1 {
+                // Outer product a_w δᵀ x, row by row.
+                let x0 = input.row(0);
+                for (mut gw, &di) in g.weights[l].rows_mut().into_iter().zip(d.row(0)) {
+                    if *accumulate {
+                        gw.scaled_add(sp.w_scale * di, &x0);
+                    } else {
+                        let a = sp.w_scale * di;
+                        Zip::from(&mut gw).and(&x0).for_each(|g, &x| *g = a * x);
+                    }
+                }
+            } else {
+                general_mat_mul(sp.w_scale, &d.t(), &input, beta, &mut g.weights[l]);
+            }
             let gb = &mut g.biases[l];
             if !*accumulate {
                 gb.fill(0.0);
@@ -187,7 +215,19 @@ pub(crate) fn backward(
             let (lo, hi) = buf.delta.split_at_mut(l);
             let d = hi[0].slice(s![..b, ..]);
             let mut dprev = lo[l - 1].slice_mut(s![..b, ..]);
-            general_mat_mul(sp.w_scale, &d, &p.weights[l], 0.0, &mut dprev);
+            if b == 1 {
+                // One example (SPEC §4's per-example setting): stream W's rows instead of
+                // packing the whole matrix for a matrix product.
+                let mut row = dprev.row_mut(0);
+                row.fill(0.0);
+                for (i, &di) in d.row(0).iter().enumerate() {
+                    if di != 0.0 {
+                        row.scaled_add(sp.w_scale * di, &p.weights[l].row(i));
+                    }
+                }
+            } else {
+                general_mat_mul(sp.w_scale, &d, &p.weights[l], 0.0, &mut dprev);
+            }
             let act = specs[l - 1].activation.unwrap_or(Activation::Identity);
             Zip::from(&mut dprev)
                 .and(buf.pre[l - 1].slice(s![..b, ..]))

@@ -49,6 +49,13 @@ impl LinearizedNetwork {
         t
     }
 
+    /// Sets θ (stores Δ = θ − θ0); `ShapeMismatch` unless `theta` is shaped like θ0.
+    pub fn set_theta(&mut self, theta: &Params) -> Result<()> {
+        self.net0.params.check_same_shape(theta, "theta")?;
+        self.delta.assign_difference(theta, &self.net0.params);
+        Ok(())
+    }
+
     /// True for the centred variant (no f(x; θ0) term).
     pub fn is_centered(&self) -> bool {
         self.centered

@@ -468,3 +468,82 @@ fn bad_input_gives_typed_errors_not_panics() {
         Err(Error::Diverged { .. })
     ));
 }
+
+/// `empirical_ntk`'s per-layer formula equals its definition Σ_p ∂f_0/∂θ_p(x) ∂f_0/∂θ_p(x'),
+/// with per-example gradients from `gradient` (χ = e_0), in both parameterizations
+/// (the same products summed in another order: 1e-12 relative).
+#[test]
+fn empirical_ntk_equals_sum_over_parameters() {
+    let a = arch(
+        &[
+            (7, 1.3, 0.2, Activation::Erf),
+            (6, 1.1, 0.3, Activation::LeakyRelu(0.2)),
+        ],
+        0.9,
+        0.1,
+    );
+    for param in [Parameterization::Ntk, Parameterization::Standard] {
+        let net = FiniteNetwork::new(&a, 3, 2, param, 4).unwrap();
+        let (x1, x2) = (randn(3, 3, 1), randn(4, 3, 2));
+        let k = net.empirical_ntk(x1.view(), x2.view()).unwrap();
+        let e0 = ndarray::array![[1.0, 0.0]];
+        let grad = |x: ArrayView2<f64>, i: usize| {
+            net.gradient(x.slice(ndarray::s![i..i + 1, ..]), e0.view())
+                .unwrap()
+        };
+        for i in 0..3 {
+            for j in 0..4 {
+                let want = grad(x1.view(), i).dot(&grad(x2.view(), j));
+                assert!(
+                    (k[[i, j]] - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                    "{param:?}"
+                );
+            }
+        }
+    }
+}
+
+/// `sign_step_first_order_change` is J(x_eval)Δθ for Δθ = −η r_p sign(χ·∂f(x_b)/∂θ_p):
+/// checked against a central difference of f along Δθ (step 1e-5, tolerance as test 1:
+/// 1e-7), and sign(0) = 0 leaves the readout row of an output with χ_c = 0 untouched.
+#[test]
+fn sign_step_change_is_the_jvp_of_the_sign_step() {
+    let a = arch(
+        &[
+            (9, 1.4, 0.1, Activation::Erf),
+            (8, 1.2, 0.1, Activation::Erf),
+        ],
+        1.0,
+        0.05,
+    );
+    let net = FiniteNetwork::new(&a, 4, 3, Parameterization::Ntk, 8).unwrap();
+    let x = randn(3, 4, 5);
+    let x_b = randn(1, 4, 6);
+    let chi = ndarray::array![0.7, -0.2, 0.0];
+    let eta = 0.3;
+    let df = net
+        .sign_step_first_order_change(x_b.row(0), chi.view(), x.view(), eta)
+        .unwrap();
+    let mut step = net
+        .gradient(x_b.view(), chi.view().insert_axis(ndarray::Axis(0)))
+        .unwrap();
+    let rates = net.sign_limit_rates();
+    for (w, r) in step.weights.iter_mut().zip(&rates.weights) {
+        w.mapv_inplace(|g| -eta * r * super::network::sign(g));
+    }
+    for (b, r) in step.biases.iter_mut().zip(&rates.biases) {
+        b.mapv_inplace(|g| -eta * r * super::network::sign(g));
+    }
+    let at = |t: f64| {
+        let mut n = net.clone();
+        n.params.axpy(t, &step);
+        n.forward(x.view()).unwrap()
+    };
+    let h = 1e-5;
+    let fd = (at(h) - at(-h)) / (2.0 * h);
+    let err = (&fd - &df).mapv(f64::abs).fold(0.0f64, |m, &e| m.max(e));
+    assert!(err < 1e-7, "{err}");
+    // χ_3 = 0 makes the readout row of output 3 not move (sign(0) = 0).
+    assert!(step.weights[2].row(2).iter().all(|&v| v == 0.0));
+    assert_eq!(step.biases[2][2], 0.0);
+}

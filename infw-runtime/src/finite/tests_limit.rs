@@ -405,3 +405,30 @@ fn diagnose_direct_r() {
         eprintln!("row {i}: direct {dm:.5}±{dse:.5}  from step {lm:.5}±{lse:.5}  lim {:.5}  max per-seed |direct − step| {maxdiff:.2e}", r[[i, 0]]);
     }
 }
+
+#[test]
+#[ignore]
+fn time_width_4096() {
+    let h = [
+        (4096, 1.3, 0.2, Activation::Relu),
+        (4096, 1.3, 0.2, Activation::Relu),
+    ];
+    let a = arch(&h, 1.3, 0.2);
+    let x = randn(4, 6, 1);
+    let chi = ndarray::array![1.0, -0.5, 0.2];
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let net = FiniteNetwork::new(&a, 6, 3, Parameterization::Ntk, 3).unwrap();
+        let t1 = t.elapsed();
+        let g = net
+            .gradient(
+                x.slice(s![0..1, ..]),
+                chi.view().insert_axis(ndarray::Axis(0)),
+            )
+            .unwrap();
+        let t2 = t.elapsed();
+        let _ = net.jvp(x.view(), &g).unwrap();
+        let t3 = t.elapsed();
+        eprintln!("init {t1:?} grad {:?} jvp {:?}", t2 - t1, t3 - t2);
+    }
+}
