@@ -366,7 +366,8 @@ fn training_reduces_loss_for_network_and_linearization() {
         seed: 1,
     };
     let net = FiniteNetwork::new(&a, 2, 2, Parameterization::Ntk, 0).unwrap();
-    let opts: Vec<Box<dyn Fn(&Params) -> Box<dyn Optimizer>>> = vec![
+    type MakeOptimizer = Box<dyn Fn(&Params) -> Box<dyn Optimizer>>;
+    let opts: Vec<MakeOptimizer> = vec![
         Box::new(|_| Box::new(Sgd::new(0.05, 0.9).unwrap())),
         Box::new(|_| Box::new(Adam::new(0.01, 0.9, 0.999, 1e-8).unwrap())),
         Box::new(|p| Box::new(SignDescent::sign_limit(0.05, p).unwrap())),

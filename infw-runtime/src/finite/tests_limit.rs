@@ -40,7 +40,10 @@ fn matrix(v: &Value) -> Array2<f64> {
 
 /// The case's `dsl`: `(w_std, b_std, activation)` per hidden block, then the readout's
 /// `(w_std, b_std)`. Only the grammar used in the fixture: `dense(n, w_std=.., b_std=..) act`.
-fn parse_dsl(dsl: &str) -> (Vec<(f64, f64, Activation)>, (f64, f64)) {
+/// `(w_std, b_std, activation)` of each hidden block, and the readout's `(w_std, b_std)`.
+type Declared = (Vec<(f64, f64, Activation)>, (f64, f64));
+
+fn parse_dsl(dsl: &str) -> Declared {
     let mut layers = Vec::new();
     for part in dsl.split("dense(").skip(1) {
         let (inside, after) = part.split_once(')').unwrap();
@@ -174,6 +177,7 @@ fn empirical_ntk_approaches_analytic_ntk() {
 
 /// First-order change of one sign-descent step for many seeds at one width; returns the
 /// per-entry mean and standard error over seeds (eval rows × C).
+#[allow(clippy::too_many_arguments)]
 fn sign_step_statistics(
     hidden: &[(f64, f64, Activation)],
     readout: (f64, f64),
@@ -299,8 +303,8 @@ fn diagnose_readout_bias() {
     let d0 = xb.len() as f64;
     for n in [256usize, 1024, 4096, 16384] {
         let seeds = 4000;
-        let mut acc = vec![0.0; 4];
-        let mut acc2 = vec![0.0; 4];
+        let mut acc = [0.0; 4];
+        let mut acc2 = [0.0; 4];
         for seed in 0..seeds {
             let mut rng = StdRng::seed_from_u64(seed);
             let w = Array2::from_shape_simple_fn((n, xb.len()), || {
