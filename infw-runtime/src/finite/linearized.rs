@@ -8,7 +8,8 @@ use ndarray::{s, Array2, ArrayView2, Zip};
 
 use super::layers::{backward, forward_tangent, Buffers, LayerSpec};
 use super::model::{
-    check_batch, check_input, drive_loss_gradient, drive_predict, Core, Model, Workspace,
+    check_batch, check_input, check_layout, drive_loss_gradient, drive_predict, Core, Model,
+    Workspace,
 };
 use super::network::FiniteNetwork;
 use super::params::Params;
@@ -110,6 +111,7 @@ impl Model for LinearizedNetwork {
         &mut self.delta
     }
     fn predict_with(&self, x: ArrayView2<f64>, ws: &mut Workspace) -> Result<Array2<f64>> {
+        check_layout(&self.net0.specs, &self.delta)?;
         check_input(x, self.input_dim(), "x")?;
         Ok(drive_predict(self, x, ws))
     }
@@ -121,6 +123,7 @@ impl Model for LinearizedNetwork {
         grad: &mut Params,
         ws: &mut Workspace,
     ) -> Result<f64> {
+        check_layout(&self.net0.specs, &self.delta)?;
         check_batch(x, y, self.input_dim(), self.outputs(), grad, &self.delta)?;
         drive_loss_gradient(self, x, y, loss, grad, ws)
     }

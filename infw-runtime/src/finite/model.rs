@@ -89,6 +89,27 @@ pub(crate) trait Core: Sync {
     fn grad_shape(&self) -> &Params;
 }
 
+/// A typed error unless `params` has the layer shapes of `specs` (they are public and
+/// mutable through [`Model::params_mut`], so a forward pass re-checks them: O(layers)).
+pub(crate) fn check_layout(specs: &[LayerSpec], params: &Params) -> Result<()> {
+    let ok = params.weights.len() == specs.len()
+        && params.biases.len() == specs.len()
+        && specs
+            .iter()
+            .zip(&params.weights)
+            .zip(&params.biases)
+            .all(|((s, w), b)| w.dim() == (s.n_out, s.n_in) && b.len() == s.n_out);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            what: "parameters vs the network's layer shapes (replaced through params_mut?)".into(),
+            expected: specs.iter().map(|s| s.n_out * (s.n_in + 1)).sum(),
+            found: params.len(),
+        })
+    }
+}
+
 /// Checks `x` has `d` columns and at least one row.
 pub(crate) fn check_input(x: ArrayView2<f64>, d: usize, what: &str) -> Result<()> {
     if x.nrows() == 0 {

@@ -10,8 +10,8 @@ use rand_distr::StandardNormal;
 use super::layers::{backward, forward, forward_tangent, Buffers, LayerSpec};
 use super::linearized::LinearizedNetwork;
 use super::model::{
-    check_batch, check_finite, check_input, drive_loss_gradient, drive_predict, Core, Model,
-    Workspace,
+    check_batch, check_finite, check_input, check_layout, drive_loss_gradient, drive_predict, Core,
+    Model, Workspace,
 };
 use super::params::{Params, TensorRates};
 use crate::{Architecture, Error, Loss, Result};
@@ -156,6 +156,7 @@ impl FiniteNetwork {
 
     /// f(x) for the rows of `x` (rows × C).
     pub fn forward(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        check_layout(&self.specs, &self.params)?;
         check_input(x, self.input_dim(), "x")?;
         check_finite(x, "x")?;
         Ok(drive_predict(self, x, &mut Workspace::default()))
@@ -164,6 +165,7 @@ impl FiniteNetwork {
     /// Σ_rows ∂(χ_row · f(x_row))/∂θ: the backward pass for a given χ = ∂ℓ/∂f (rows × C).
     /// (Not divided by the number of rows: pass χ/B for a mean loss.)
     pub fn gradient(&self, x: ArrayView2<f64>, chi: ArrayView2<f64>) -> Result<Params> {
+        check_layout(&self.specs, &self.params)?;
         let mut g = self.params.zeros_like();
         check_batch(x, chi, self.input_dim(), self.outputs(), &g, &self.params)?;
         check_finite(x, "x")?;
@@ -185,6 +187,7 @@ impl FiniteNetwork {
     /// Forward-mode JVP at the current parameters along `tangent`: returns
     /// (f(x), J(x)·tangent), both rows × C.
     pub fn jvp(&self, x: ArrayView2<f64>, tangent: &Params) -> Result<(Array2<f64>, Array2<f64>)> {
+        check_layout(&self.specs, &self.params)?;
         check_input(x, self.input_dim(), "x")?;
         check_finite(x, "x")?;
         self.params.check_same_shape(tangent, "tangent")?;
@@ -198,6 +201,7 @@ impl FiniteNetwork {
     /// ∂f_0(x')/∂θ_p, for x in the rows of `x1` and x' in the rows of `x2`. Computed per
     /// layer as (Δ Δ'ᵀ) ⊙ (a_w² X Xᵀ' + a_b²) with backward signals Δ, never per parameter.
     pub fn empirical_ntk(&self, x1: ArrayView2<f64>, x2: ArrayView2<f64>) -> Result<Array2<f64>> {
+        check_layout(&self.specs, &self.params)?;
         let d = self.input_dim();
         check_input(x1, d, "x1")?;
         check_input(x2, d, "x2")?;
@@ -310,6 +314,7 @@ impl Model for FiniteNetwork {
         &mut self.params
     }
     fn predict_with(&self, x: ArrayView2<f64>, ws: &mut Workspace) -> Result<Array2<f64>> {
+        check_layout(&self.specs, &self.params)?;
         check_input(x, self.input_dim(), "x")?;
         Ok(drive_predict(self, x, ws))
     }
@@ -321,6 +326,7 @@ impl Model for FiniteNetwork {
         grad: &mut Params,
         ws: &mut Workspace,
     ) -> Result<f64> {
+        check_layout(&self.specs, &self.params)?;
         check_batch(x, y, self.input_dim(), self.outputs(), grad, &self.params)?;
         drive_loss_gradient(self, x, y, loss, grad, ws)
     }

@@ -75,7 +75,8 @@ impl Params {
         }
     }
 
-    /// `self ← self + a·other` (shapes must agree; checked by the caller or in debug).
+    /// `self ← self + a·other`. Shapes must agree (see [`Params::check_same_shape`]);
+    /// like ndarray's own arithmetic, a mismatch panics.
     pub fn axpy(&mut self, a: f64, other: &Params) {
         debug_assert!(self.same_shape(other));
         for (w, o) in self.weights.iter_mut().zip(&other.weights) {
@@ -96,7 +97,7 @@ impl Params {
         }
     }
 
-    /// `self ← other`, without allocating.
+    /// `self ← other`, without allocating (shapes must agree, as for `axpy`).
     pub fn assign(&mut self, other: &Params) {
         debug_assert!(self.same_shape(other));
         for (w, o) in self.weights.iter_mut().zip(&other.weights) {
@@ -128,7 +129,7 @@ impl Params {
         }
     }
 
-    /// Σ_p self_p · other_p over all tensors.
+    /// Σ_p self_p · other_p over all tensors (shapes must agree, as for `axpy`).
     pub fn dot(&self, other: &Params) -> f64 {
         debug_assert!(self.same_shape(other));
         let w: f64 = self

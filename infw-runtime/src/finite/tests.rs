@@ -453,6 +453,19 @@ fn bad_input_gives_typed_errors_not_panics() {
         sd.step(&mut net.params, &other.params),
         Err(Error::ShapeMismatch { .. })
     ));
+    // Parameters replaced with the wrong shape through params_mut.
+    let mut broken = net.clone();
+    broken.params_mut().weights[0] = Array2::zeros((2, 2));
+    assert!(matches!(
+        broken.forward(randn(1, 3, 0).view()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let mut lin = net.linearize(false);
+    lin.params_mut().biases.pop();
+    assert!(matches!(
+        lin.predict(randn(1, 3, 0).view()),
+        Err(Error::ShapeMismatch { .. })
+    ));
     // Divergence is an error, not a panic or a NaN history.
     let x = randn(20, 3, 1);
     let y = randn(20, 2, 2) * 1e3;
