@@ -235,7 +235,10 @@ const SEED_BASE: u64 = 99991;
 /// are O(1/√width), the bias O(1/width)).
 #[test]
 fn sign_step_converges_to_the_adam_limit() {
-    let chi = randn(1, 3, 2024).row(0).to_owned();
+    // Seeded χ; this draw is all positive, so its middle entry is negated to exercise both
+    // signs of sign(χ_c).
+    let mut chi = randn(1, 3, 2024).row(0).to_owned();
+    chi[1] = -chi[1].abs();
     let norm = chi.dot(&chi).sqrt();
     let widths = [256usize, 1024, 4096];
     let seeds = 40u64;
