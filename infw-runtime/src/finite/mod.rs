@@ -1,1 +1,29 @@
-//! (finite: see lib.rs)
+//! Finite networks of a declared architecture (SPEC §2) in plain Rust over ndarray: the
+//! models the two infinite-width limits are compared against (SPEC §7).
+//!
+//! - [`FiniteNetwork`]: NTK or standard parameterization, forward / backward / JVP,
+//!   [`FiniteNetwork::empirical_ntk`] and [`FiniteNetwork::sign_step_first_order_change`]
+//!   (the finite side of SPEC §4's sign-descent limit).
+//! - [`LinearizedNetwork`]: the same network with feature learning disabled.
+//! - [`Sgd`], [`Adam`], [`SignDescent`] with per-tensor rates ([`TensorRates`]).
+//! - [`train`]: epochs of seeded mini-batches for any [`Model`] and [`Optimizer`].
+
+mod layers;
+mod linearized;
+mod model;
+mod network;
+mod optim;
+mod params;
+mod train;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_limit;
+
+pub use linearized::LinearizedNetwork;
+pub use model::{Model, Workspace, BLOCK_ROWS};
+pub use network::{FiniteNetwork, Parameterization};
+pub use optim::{Adam, Optimizer, Sgd, SignDescent};
+pub use params::{Params, TensorRates};
+pub use train::{evaluate, train, Dataset, EpochRecord, History, TrainConfig};

@@ -1,0 +1,333 @@
+//! [`FiniteNetwork`]: the finite network of a declared architecture (SPEC §2), with forward,
+//! backward, JVP, the empirical NTK at initialization and the first-order effect of one
+//! sign-descent step (SPEC §4).
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+use super::layers::{backward, forward, forward_tangent, Buffers, LayerSpec};
+use super::linearized::LinearizedNetwork;
+use super::model::{
+    check_batch, check_finite, check_input, check_layout, drive_loss_gradient, drive_predict, Core,
+    Model, Workspace,
+};
+use super::params::{Params, TensorRates};
+use crate::{Architecture, Error, Loss, Result};
+
+/// How weights enter the pre-activations (SPEC §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Parameterization {
+    /// W, b ~ N(0,1); h = (σw/√n_in) W x + σb b. The one whose wide limits are the NTK and
+    /// the Adam limit.
+    #[default]
+    Ntk,
+    /// W ~ N(0, σw²/n_in), b ~ N(0, σb²); h = W x + b. The "traditional" finite model (§7).
+    Standard,
+}
+
+/// A finite fully connected network of a declared [`Architecture`].
+///
+/// ```
+/// use infw_runtime::{Activation, Architecture, Hidden, Readout};
+/// use infw_runtime::finite::{FiniteNetwork, Parameterization};
+/// const H: [Hidden; 1] = [Hidden { width: 8, w_std: 1.0, b_std: 0.1, activation: Activation::Relu }];
+/// let arch = Architecture { hidden: &H, readout: Readout { outputs: None, w_std: 1.0, b_std: 0.0 } };
+/// let net = FiniteNetwork::new(&arch, 3, 2, Parameterization::Ntk, 7).unwrap();
+/// let f = net.forward(ndarray::array![[1.0, 0.0, -1.0]].view()).unwrap();
+/// assert_eq!(f.dim(), (1, 2));
+/// ```
+#[derive(Clone, Debug)]
+pub struct FiniteNetwork {
+    pub(crate) specs: Vec<LayerSpec>,
+    pub(crate) params: Params,
+    param: Parameterization,
+}
+
+fn check_std(v: f64, name: &'static str) -> Result<()> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            name,
+            value: v.to_string(),
+            reason: "standard deviations must be finite and ≥ 0".into(),
+        })
+    }
+}
+
+impl FiniteNetwork {
+    /// Builds and initializes the network (seeded: the same seed gives the same network).
+    /// `outputs` is the number of target columns; the readout width is
+    /// `arch.outputs_for(outputs)`.
+    pub fn new(
+        arch: &Architecture,
+        input_dim: usize,
+        outputs: usize,
+        param: Parameterization,
+        seed: u64,
+    ) -> Result<Self> {
+        if input_dim == 0 {
+            return Err(Error::Empty {
+                what: "input dimension".into(),
+                axis: "columns",
+            });
+        }
+        let c = arch.outputs_for(outputs)?;
+        if c == 0 {
+            return Err(Error::Empty {
+                what: "readout".into(),
+                axis: "outputs",
+            });
+        }
+        let mut specs = Vec::with_capacity(arch.hidden.len() + 1);
+        let mut n_in = input_dim;
+        let mut layer = |n_out: usize, w_std: f64, b_std: f64, act| {
+            let (w_scale, b_scale) = match param {
+                Parameterization::Ntk => (w_std / (n_in as f64).sqrt(), b_std),
+                Parameterization::Standard => (1.0, 1.0),
+            };
+            specs.push(LayerSpec {
+                n_in,
+                n_out,
+                w_scale,
+                b_scale,
+                activation: act,
+            });
+            n_in = n_out;
+        };
+        for h in arch.hidden {
+            if h.width == 0 {
+                return Err(Error::Architecture("a dense layer has width 0".into()));
+            }
+            check_std(h.w_std, "w_std")?;
+            check_std(h.b_std, "b_std")?;
+            layer(h.width, h.w_std, h.b_std, Some(h.activation));
+        }
+        check_std(arch.readout.w_std, "w_std")?;
+        check_std(arch.readout.b_std, "b_std")?;
+        layer(c, arch.readout.w_std, arch.readout.b_std, None);
+
+        let stds: Vec<(f64, f64)> = arch
+            .hidden
+            .iter()
+            .map(|h| (h.w_std, h.b_std))
+            .chain(std::iter::once((arch.readout.w_std, arch.readout.b_std)))
+            .collect();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut weights = Vec::with_capacity(specs.len());
+        let mut biases = Vec::with_capacity(specs.len());
+        for (sp, &(w_std, b_std)) in specs.iter().zip(&stds) {
+            let (ws, bs) = match param {
+                Parameterization::Ntk => (1.0, 1.0),
+                Parameterization::Standard => (w_std / (sp.n_in as f64).sqrt(), b_std),
+            };
+            let w = Array2::from_shape_simple_fn((sp.n_out, sp.n_in), || {
+                ws * rng.sample::<f64, _>(StandardNormal)
+            });
+            let b = Array1::from_shape_simple_fn(sp.n_out, || {
+                bs * rng.sample::<f64, _>(StandardNormal)
+            });
+            weights.push(w);
+            biases.push(b);
+        }
+        Ok(FiniteNetwork {
+            specs,
+            params: Params { weights, biases },
+            param,
+        })
+    }
+
+    /// The parameterization chosen at construction.
+    pub fn parameterization(&self) -> Parameterization {
+        self.param
+    }
+
+    /// Widths n_1..n_L of the hidden layers, then C.
+    pub fn widths(&self) -> Vec<usize> {
+        self.specs.iter().map(|s| s.n_out).collect()
+    }
+
+    /// SPEC §4's per-tensor learning-rate multipliers for this network's shapes.
+    pub fn sign_limit_rates(&self) -> TensorRates {
+        TensorRates::sign_limit(&self.params)
+    }
+
+    /// f(x) for the rows of `x` (rows × C).
+    pub fn forward(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        check_layout(&self.specs, &self.params)?;
+        check_input(x, self.input_dim(), "x")?;
+        check_finite(x, "x")?;
+        Ok(drive_predict(self, x, &mut Workspace::default()))
+    }
+
+    /// Σ_rows ∂(χ_row · f(x_row))/∂θ: the backward pass for a given χ = ∂ℓ/∂f (rows × C).
+    /// (Not divided by the number of rows: pass χ/B for a mean loss.)
+    pub fn gradient(&self, x: ArrayView2<f64>, chi: ArrayView2<f64>) -> Result<Params> {
+        check_layout(&self.specs, &self.params)?;
+        let mut g = self.params.zeros_like();
+        check_batch(x, chi, self.input_dim(), self.outputs(), &g, &self.params)?;
+        check_finite(x, "x")?;
+        check_finite(chi, "chi")?;
+        let mut buf = Buffers::new(&self.specs, x.nrows(), false);
+        forward(&self.specs, &self.params, x, &mut buf);
+        let last = self.specs.len() - 1;
+        buf.delta[last].assign(&chi);
+        backward(
+            &self.specs,
+            &self.params,
+            x,
+            &mut buf,
+            Some((&mut g, false)),
+        );
+        Ok(g)
+    }
+
+    /// Forward-mode JVP at the current parameters along `tangent`: returns
+    /// (f(x), J(x)·tangent), both rows × C.
+    pub fn jvp(&self, x: ArrayView2<f64>, tangent: &Params) -> Result<(Array2<f64>, Array2<f64>)> {
+        check_layout(&self.specs, &self.params)?;
+        check_input(x, self.input_dim(), "x")?;
+        check_finite(x, "x")?;
+        self.params.check_same_shape(tangent, "tangent")?;
+        let mut buf = Buffers::new(&self.specs, x.nrows(), true);
+        forward_tangent(&self.specs, &self.params, tangent, x, &mut buf);
+        let last = self.specs.len() - 1;
+        Ok((buf.pre[last].clone(), buf.tpre[last].clone()))
+    }
+
+    /// Empirical NTK of output 0 at the current parameters: Θ(x, x') = Σ_p ∂f_0(x)/∂θ_p ·
+    /// ∂f_0(x')/∂θ_p, for x in the rows of `x1` and x' in the rows of `x2`. Computed per
+    /// layer as (Δ Δ'ᵀ) ⊙ (a_w² X Xᵀ' + a_b²) with backward signals Δ, never per parameter.
+    pub fn empirical_ntk(&self, x1: ArrayView2<f64>, x2: ArrayView2<f64>) -> Result<Array2<f64>> {
+        check_layout(&self.specs, &self.params)?;
+        let d = self.input_dim();
+        check_input(x1, d, "x1")?;
+        check_input(x2, d, "x2")?;
+        check_finite(x1, "x1")?;
+        check_finite(x2, "x2")?;
+        let signals = |x: ArrayView2<f64>| {
+            let mut buf = Buffers::new(&self.specs, x.nrows(), false);
+            forward(&self.specs, &self.params, x, &mut buf);
+            let last = self.specs.len() - 1;
+            buf.delta[last].fill(0.0);
+            buf.delta[last].column_mut(0).fill(1.0);
+            backward(&self.specs, &self.params, x, &mut buf, None);
+            buf
+        };
+        let (b1, b2) = (signals(x1), signals(x2));
+        let mut k = Array2::zeros((x1.nrows(), x2.nrows()));
+        for (l, sp) in self.specs.iter().enumerate() {
+            let (in1, in2) = if l == 0 {
+                (x1.view(), x2.view())
+            } else {
+                (b1.post[l - 1].view(), b2.post[l - 1].view())
+            };
+            let mut fwd = in1.dot(&in2.t());
+            fwd.mapv_inplace(|v| sp.w_scale * sp.w_scale * v + sp.b_scale * sp.b_scale);
+            let bwd = b1.delta[l].dot(&b2.delta[l].t());
+            k += &(fwd * bwd);
+        }
+        Ok(k)
+    }
+
+    /// One sign-descent step on the single example `x_b` with loss gradient `chi` ∈ R^C and
+    /// SPEC §4's per-tensor rates, Δθ_p = −η r_p sign(χ·∂f(x_b)/∂θ_p) (sign(0) = 0), and the
+    /// first-order change of f at the rows of `x_eval`: Σ_p ∂f/∂θ_p Δθ_p (rows × C). Its
+    /// wide limit is −η[sign(χ_c) R(x, x_b) + (χ_c/‖χ‖) H(x, x_b)] (SPEC §4).
+    pub fn sign_step_first_order_change(
+        &self,
+        x_b: ArrayView1<f64>,
+        chi: ArrayView1<f64>,
+        x_eval: ArrayView2<f64>,
+        eta: f64,
+    ) -> Result<Array2<f64>> {
+        if !eta.is_finite() {
+            return Err(Error::InvalidArgument {
+                name: "eta",
+                value: eta.to_string(),
+                reason: "the learning rate must be finite".into(),
+            });
+        }
+        let xb = x_b.insert_axis(ndarray::Axis(0));
+        let chi2 = chi.insert_axis(ndarray::Axis(0));
+        let mut step = self.gradient(xb, chi2)?;
+        let rates = self.sign_limit_rates();
+        for (w, r) in step.weights.iter_mut().zip(&rates.weights) {
+            w.mapv_inplace(|g| -eta * r * sign(g));
+        }
+        for (b, r) in step.biases.iter_mut().zip(&rates.biases) {
+            b.mapv_inplace(|g| -eta * r * sign(g));
+        }
+        Ok(self.jvp(x_eval, &step)?.1)
+    }
+
+    /// The linearization f(θ0) + J(θ0)(θ − θ0) around the current parameters (feature
+    /// learning disabled); `centered` drops the f(θ0) term.
+    pub fn linearize(&self, centered: bool) -> LinearizedNetwork {
+        LinearizedNetwork::new(self.clone(), centered)
+    }
+}
+
+/// sign(g) with sign(0) = 0 (SPEC §4).
+#[inline]
+pub(crate) fn sign(g: f64) -> f64 {
+    if g > 0.0 {
+        1.0
+    } else if g < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+impl Core for FiniteNetwork {
+    fn specs(&self) -> &[LayerSpec] {
+        &self.specs
+    }
+    fn tangents(&self) -> bool {
+        false
+    }
+    fn forward_block(&self, x: ArrayView2<f64>, buf: &mut Buffers) {
+        forward(&self.specs, &self.params, x, buf);
+    }
+    fn backward_block(&self, x: ArrayView2<f64>, buf: &mut Buffers, grad: &mut Params, acc: bool) {
+        backward(&self.specs, &self.params, x, buf, Some((grad, acc)));
+    }
+    fn grad_shape(&self) -> &Params {
+        &self.params
+    }
+}
+
+impl Model for FiniteNetwork {
+    fn input_dim(&self) -> usize {
+        self.specs[0].n_in
+    }
+    fn outputs(&self) -> usize {
+        self.specs[self.specs.len() - 1].n_out
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+    fn predict_with(&self, x: ArrayView2<f64>, ws: &mut Workspace) -> Result<Array2<f64>> {
+        check_layout(&self.specs, &self.params)?;
+        check_input(x, self.input_dim(), "x")?;
+        Ok(drive_predict(self, x, ws))
+    }
+    fn loss_gradient(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView2<f64>,
+        loss: Loss,
+        grad: &mut Params,
+        ws: &mut Workspace,
+    ) -> Result<f64> {
+        check_layout(&self.specs, &self.params)?;
+        check_batch(x, y, self.input_dim(), self.outputs(), grad, &self.params)?;
+        drive_loss_gradient(self, x, y, loss, grad, ws)
+    }
+}
