@@ -7,6 +7,8 @@
 //! that); the four runs then train on the whole training set and report, per epoch, the
 //! test accuracy of the averaged iterate (running mean of f over all steps) and of the last
 //! iterate, with the cumulative training wall time. Kernel computation is timed separately.
+//! NTK-SGD with MSE only gets rates with η·max_b Θ(x_b, x_b) < 2, where each per-example
+//! step provably shrinks the error (larger ones blow up on a few outlying rows).
 //!
 //! Run: `cargo run --release --example adam_vs_ntk`.
 
@@ -23,10 +25,10 @@ const VALIDATION: f64 = 0.2;
 
 /// One of the four runs: a limit (by its rule) and a loss, with its learning-rate grid.
 #[derive(Clone, Copy)]
-struct Run {
+struct Run<'a> {
     name: &'static str,
     loss: Loss,
-    rates: &'static [f64],
+    rates: &'a [f64],
 }
 
 /// The schedules tried in the grid, with short names for the output.
@@ -85,7 +87,7 @@ fn train<R: LimitRule>(
 fn choose_rate<R: LimitRule + Copy, K: KernelProgram + Clone>(
     net: &Network<K>,
     rule: R,
-    run: Run,
+    run: Run<'_>,
     data: &Dataset,
 ) -> infw::Result<(Choice, Vec<(Choice, f64)>)>
 where
@@ -145,7 +147,7 @@ impl std::fmt::Display for Choice {
 fn run_limit<R: LimitRule + Copy, K: KernelProgram + Clone>(
     net: &Network<K>,
     rule: R,
-    run: Run,
+    run: Run<'_>,
     data: &Dataset,
 ) -> infw::Result<(Choice, f64, History)>
 where
@@ -210,6 +212,27 @@ fn main() -> infw::Result<()> {
     );
 
     let total = Instant::now();
+    // Per-example NTK-SGD on ½‖f − y‖² shrinks the error's RKHS norm at every step iff
+    // η Θ(x_b, x_b) < 2 (the step is a relaxed projection). Standardising pixels that are
+    // almost always 0 gives a few rows with very large ‖x‖²/d, hence large Θ(x_b, x_b), so
+    // the MSE grid keeps only rates below 2 / max_b Θ(x_b, x_b). Cross-entropy needs no cap
+    // (|χ| ≤ √2: steps are bounded, nothing can blow up) and the Adam limit neither (sign
+    // steps have a fixed size).
+    let theta = net.ntk(&data.x_train, &data.x_train)?;
+    let theta_max = theta.diag().fold(0.0f64, |m, &v| m.max(v));
+    let ntk_mse_rates: Vec<f64> = [0.001, 0.002, 0.004, 0.008, 0.016, 0.032]
+        .into_iter()
+        .filter(|lr| lr * theta_max < 2.0)
+        .collect();
+    println!(
+        "NTK-SGD with MSE: max_b Θ(x_b, x_b) = {theta_max:.1} (median {:.1}), so its grid keeps η < 2/{theta_max:.1} = {:.4}",
+        {
+            let mut d = theta.diag().to_vec();
+            d.sort_by(f64::total_cmp);
+            d[d.len() / 2]
+        },
+        2.0 / theta_max
+    );
     let runs = [
         Run {
             name: "Adam MSE",
@@ -224,7 +247,7 @@ fn main() -> infw::Result<()> {
         Run {
             name: "NTK MSE",
             loss: Loss::Mse,
-            rates: &[0.004, 0.008, 0.016, 0.032, 0.064],
+            rates: &ntk_mse_rates,
         },
         Run {
             name: "NTK CE",
@@ -245,7 +268,11 @@ fn main() -> infw::Result<()> {
         println!("  {:<10} {:.3} s", run.name, secs);
     }
     println!();
-    println!("test accuracy (%) per epoch: averaged iterate (running mean over all steps) / last iterate, cumulative training wall time (s)");
+    println!(
+        "test accuracy (%) per epoch: averaged iterate (running mean over all steps) / last \
+         iterate; cumulative wall time (s) of the training epochs (steps and the epoch's \
+         training-set metrics, not the test predictions)"
+    );
     print!("epoch");
     for (run, _) in runs.iter().zip(&results) {
         print!(" | {:^22}", run.name);
@@ -274,6 +301,20 @@ fn main() -> infw::Result<()> {
         println!();
     }
     println!();
+    let final_mean: Vec<String> = runs
+        .iter()
+        .zip(&results)
+        .map(|(run, (_, _, h))| format!("{} {:.1} %", run.name, 100.0 * h.mean[EPOCHS - 1]))
+        .collect();
+    println!(
+        "after {EPOCHS} epochs, averaged iterate: {}. Reference points from an independent \
+         implementation (same architecture, {EPOCHS} epochs, averaged iterate): Adam MSE ≈ 98 %, \
+         Adam CE ≈ 93 %, NTK-SGD ≈ 97.5 %. One standard error of a test accuracy p on {} \
+         rows is √(p(1−p)/{}) ≈ 0.6–1.3 points here.",
+        final_mean.join(", "),
+        data.x_test.nrows(),
+        data.x_test.nrows()
+    );
     println!(
         "total wall time (grid search included): {:.1} s",
         total.elapsed().as_secs_f64()
