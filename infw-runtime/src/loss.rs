@@ -50,6 +50,44 @@ impl Loss {
             }
         }
     }
+
+    /// Writes a positive multiple of χ = ∂ℓ/∂f into `chi`, with the exact signs of χ and
+    /// its direction χ/‖χ‖ to f64 resolution, for rules that use χ only through those
+    /// (the Adam limit, SPEC §4). MSE: χ itself. Cross-entropy: the probabilities relative
+    /// to the largest wrong-class one, χ̃_c = e^{f_c − max_{c'≠y} f_{c'}} for c ≠ y, floored
+    /// at the smallest positive subnormal, and χ̃_y = −Σ_{c≠y} χ̃_c. The true p_c underflow to
+    /// exactly 0 once f_y − f_c passes ~745, which would set sign(χ_c) = 0 and stop the
+    /// readout part pushing those classes: an artefact that inflates the Adam limit's scores
+    /// under cross-entropy, like the cancellation of p_y − 1 (SPEC §5). Mathematically
+    /// sign(χ_c) = +1 for every c ≠ y, and χ̃ keeps it.
+    pub fn gradient_direction(self, f: &[f64], y: &[f64], chi: &mut [f64]) {
+        match self {
+            Loss::Mse => self.gradient(f, y, chi),
+            Loss::CrossEntropy => {
+                let class = argmax(y);
+                let m = f
+                    .iter()
+                    .enumerate()
+                    .filter(|&(c, _)| c != class)
+                    .map(|(_, &v)| v)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                if m == f64::NEG_INFINITY {
+                    // C < 2 (rejected by the trainer) or all wrong logits −∞.
+                    self.gradient(f, y, chi);
+                    return;
+                }
+                let tiny = f64::from_bits(1);
+                let mut others = 0.0;
+                for (c, (ch, v)) in chi.iter_mut().zip(f).enumerate() {
+                    if c != class {
+                        *ch = (v - m).exp().max(tiny);
+                        others += *ch;
+                    }
+                }
+                chi[class] = -others;
+            }
+        }
+    }
 }
 
 /// Index of the largest entry (the first on ties); 0 for an empty slice.
@@ -76,6 +114,38 @@ mod tests {
         assert!(chi[0] < 0.0, "χ_y must stay negative, got {}", chi[0]);
         assert!(chi[1] > 0.0 && chi[2] > 0.0);
         assert!((chi.iter().sum::<f64>()).abs() < 1e-300);
+    }
+
+    /// At a margin of 1000 every p_c (c ≠ y) underflows to 0 in `gradient`; the direction
+    /// keeps the exact signs and points where the exact χ does (all weight on the largest
+    /// wrong class). At moderate margins it is a positive multiple of the gradient.
+    #[test]
+    fn cross_entropy_direction_keeps_signs_where_probabilities_underflow() {
+        let y = [0.0, 1.0, 0.0, 0.0];
+        let (mut chi, mut dir) = ([0.0; 4], [0.0; 4]);
+        let f = [-1000.0, 1000.0, 0.0, -3000.0];
+        Loss::CrossEntropy.gradient(&f, &y, &mut chi);
+        assert_eq!(
+            chi,
+            [0.0, -0.0, 0.0, 0.0],
+            "the underflow this method avoids"
+        );
+        Loss::CrossEntropy.gradient_direction(&f, &y, &mut dir);
+        assert!(dir[0] > 0.0 && dir[2] == 1.0 && dir[3] > 0.0 && dir[1] < 0.0);
+        assert!(dir[0] < 1e-300 && dir[3] < 1e-300 && (dir[1] + 1.0).abs() < 1e-300);
+
+        let f = [0.3, 2.0, -1.0, 0.5];
+        Loss::CrossEntropy.gradient(&f, &y, &mut chi);
+        Loss::CrossEntropy.gradient_direction(&f, &y, &mut dir);
+        let k = dir[0] / chi[0];
+        assert!(k > 0.0);
+        for c in 0..4 {
+            // one exp, a sum and a division each: a few ulp
+            assert!(
+                (dir[c] - k * chi[c]).abs() < 1e-14 * dir[c].abs().max(1.0),
+                "{c}"
+            );
+        }
     }
 
     #[test]

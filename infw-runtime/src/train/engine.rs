@@ -305,9 +305,12 @@ impl<R: UpdateRule> Trainer<R> {
         for (dst, src) in self.fb.iter_mut().zip(self.last.train.row(b)) {
             *dst = *src;
         }
-        self.config
-            .loss
-            .gradient(&self.fb, row_slice(&self.targets, b), &mut self.chi);
+        let (loss, y_b) = (self.config.loss, row_slice(&self.targets, b));
+        if R::SCALE_FREE {
+            loss.gradient_direction(&self.fb, y_b, &mut self.chi);
+        } else {
+            loss.gradient(&self.fb, y_b, &mut self.chi);
+        }
         if let Some(bad) = self
             .chi
             .iter()

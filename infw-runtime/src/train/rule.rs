@@ -11,6 +11,12 @@ pub trait UpdateRule {
     /// The kernel blocks this rule needs (their order is the order of `u`'s blocks).
     type Kernels: KernelSet;
 
+    /// Whether the rule uses χ only through its signs and its direction χ/‖χ‖ (invariant
+    /// to positive scaling of χ). The engine then passes
+    /// [`Loss::gradient_direction`](crate::Loss::gradient_direction), which keeps both
+    /// exact where the probabilities of cross-entropy underflow.
+    const SCALE_FREE: bool = false;
+
     /// Writes the increments for gradient `chi` (length C) into `u` (length blocks·C,
     /// block-major: `u[j*C + c]`). Must not allocate: it runs once per step.
     fn direction(&self, chi: &[f64], u: &mut [f64]);
@@ -41,6 +47,7 @@ pub struct AdamLimit;
 
 impl UpdateRule for AdamLimit {
     type Kernels = SignKernels;
+    const SCALE_FREE: bool = true;
     fn direction(&self, chi: &[f64], u: &mut [f64]) {
         let (readout, hidden) = u.split_at_mut(chi.len());
         for (r, &x) in readout.iter_mut().zip(chi) {
