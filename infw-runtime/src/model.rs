@@ -295,3 +295,37 @@ impl<K: KernelProgram + Clone> Network<K> {
         FunctionSpaceModel::new(self, AdamLimit, x_train, y_train, config)
     }
 }
+
+impl<K: KernelProgram> Network<K> {
+    /// The finite network of the same declaration (SPEC §2), seeded, with the declared
+    /// widths; `outputs` is the number of target columns (checked against a declared
+    /// readout width).
+    pub fn finite(
+        &self,
+        input_dim: usize,
+        outputs: usize,
+        param: crate::finite::Parameterization,
+        seed: u64,
+    ) -> Result<crate::finite::FiniteNetwork> {
+        crate::finite::FiniteNetwork::new(self.architecture(), input_dim, outputs, param, seed)
+    }
+
+    /// The finite network with every hidden width multiplied by `factor`.
+    pub fn finite_wider(
+        &self,
+        factor: usize,
+        input_dim: usize,
+        outputs: usize,
+        param: crate::finite::Parameterization,
+        seed: u64,
+    ) -> Result<crate::finite::FiniteNetwork> {
+        crate::finite::FiniteNetwork::with_width_factor(
+            self.architecture(),
+            factor,
+            input_dim,
+            outputs,
+            param,
+            seed,
+        )
+    }
+}

@@ -68,6 +68,26 @@ impl FiniteNetwork {
         param: Parameterization,
         seed: u64,
     ) -> Result<Self> {
+        Self::with_width_factor(arch, 1, input_dim, outputs, param, seed)
+    }
+
+    /// The same declaration with every hidden width multiplied by `factor` (e.g. 4 to see
+    /// whether a finite network approaches its limit as width grows).
+    pub fn with_width_factor(
+        arch: &Architecture,
+        factor: usize,
+        input_dim: usize,
+        outputs: usize,
+        param: Parameterization,
+        seed: u64,
+    ) -> Result<Self> {
+        if factor == 0 {
+            return Err(Error::InvalidArgument {
+                name: "width factor",
+                value: "0".into(),
+                reason: "hidden widths must stay at least 1".into(),
+            });
+        }
         if input_dim == 0 {
             return Err(Error::Empty {
                 what: "input dimension".into(),
@@ -103,7 +123,7 @@ impl FiniteNetwork {
             }
             check_std(h.w_std, "w_std")?;
             check_std(h.b_std, "b_std")?;
-            layer(h.width, h.w_std, h.b_std, Some(h.activation));
+            layer(h.width * factor, h.w_std, h.b_std, Some(h.activation));
         }
         check_std(arch.readout.w_std, "w_std")?;
         check_std(arch.readout.b_std, "b_std")?;
