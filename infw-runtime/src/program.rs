@@ -6,6 +6,7 @@
 //! products). The runtime supplies the inner products from matrix products, tile by tile.
 
 use crate::arch::Architecture;
+use crate::dual::{F64x4, Real};
 
 /// Exact parallelism of a pair of Gaussian pre-activations, tracked through the layers so
 /// that correlation ±1 is used exactly instead of being recovered from rounded sums
@@ -92,30 +93,31 @@ impl Want {
 
 /// The per-pair inputs: inner products of the raw inputs, scaled by 1/d0.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct PairInputs {
+pub struct PairInputs<T = f64> {
     /// ⟨x, x'⟩ / d0.
-    pub dot: f64,
+    pub dot: T,
     /// ⟨x, sign(x')⟩ / d0, S⁰ of SPEC §4 (0 when H is not requested).
-    pub sign_dot: f64,
+    pub sign_dot: T,
     /// Exact parallelism of x and x'.
     pub parallel: Parallel,
 }
 
 /// The kernels of one pair; unrequested ones are 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct PairKernels {
-    pub nngp: f64,
-    pub ntk: f64,
+pub struct PairKernels<T = f64> {
+    pub nngp: T,
+    pub ntk: T,
     /// R(x, x'): x' is the training example.
-    pub readout: f64,
+    pub readout: T,
     /// H(x, x'): x' is the training example.
-    pub hidden: f64,
+    pub hidden: T,
 }
 
 /// What `network!` generates: the per-point and per-pair passes of one architecture.
 pub trait KernelProgram: Send + Sync {
-    /// Everything the pair pass needs from one point (each layer's Σˡ(x,x), Πˡ(x,x), …).
-    type Point: Copy + Send + Sync + Default;
+    /// Everything the pair pass needs from one point (each layer's Σˡ(x,x), Πˡ(x,x), …),
+    /// as `f64` for one point or as [`F64x4`] lanes for four.
+    type Point<T: Real>: Copy + Send + Sync + Default;
 
     /// The declared architecture.
     fn architecture(&self) -> &'static Architecture;
@@ -126,12 +128,23 @@ pub trait KernelProgram: Send + Sync {
     }
 
     /// Per-point pass from ‖x‖²/d0.
-    fn point(&self, sq_norm: f64) -> Self::Point;
+    fn point(&self, sq_norm: f64) -> Self::Point<f64>;
+
+    /// Four points in the lanes of one.
+    fn gather(&self, points: [&Self::Point<f64>; 4]) -> Self::Point<F64x4>;
+
+    /// One point repeated in every lane.
+    fn splat(&self, point: &Self::Point<f64>) -> Self::Point<F64x4>;
 
     /// Fused per-pair pass. `x` is the evaluation point, `t` the training example (the
-    /// second argument of R and H); NNGP and NTK are symmetric.
-    fn pair(&self, x: &Self::Point, t: &Self::Point, inputs: PairInputs, want: Want)
-        -> PairKernels;
+    /// second argument of R and H); NNGP and NTK are symmetric. Generic over the lanes.
+    fn pair<T: Real>(
+        &self,
+        x: &Self::Point<T>,
+        t: &Self::Point<T>,
+        inputs: PairInputs<T>,
+        want: Want,
+    ) -> PairKernels<T>;
 }
 
 /// Stand-in program the macro expands to after a compile error, so that the user sees the
@@ -141,12 +154,14 @@ pub trait KernelProgram: Send + Sync {
 pub struct CompileErrorStub;
 
 impl KernelProgram for CompileErrorStub {
-    type Point = ();
+    type Point<T: Real> = ();
     fn architecture(&self) -> &'static Architecture {
         unreachable!("network! failed to compile; this stub never runs")
     }
     fn point(&self, _: f64) {}
-    fn pair(&self, _: &(), _: &(), _: PairInputs, _: Want) -> PairKernels {
+    fn gather(&self, _: [&(); 4]) {}
+    fn splat(&self, _: &()) {}
+    fn pair<T: Real>(&self, _: &(), _: &(), _: PairInputs<T>, _: Want) -> PairKernels<T> {
         unreachable!("network! failed to compile; this stub never runs")
     }
 }

@@ -17,30 +17,50 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     quote! {
         {
             #[derive(Clone, Copy, Debug, Default)]
-            struct Point {
-                var: [#rt::dual::Var; #l],
-                inv_sqrt_pi: [f64; #l],
+            struct Point<T> {
+                var: [#rt::dual::Var<T>; #l],
+                inv_sqrt_pi: [T; #l],
             }
             #[derive(Clone, Copy, Debug)]
             struct Program;
             impl #rt::KernelProgram for Program {
-                type Point = Point;
+                type Point<T: #rt::dual::Real> = Point<T>;
                 fn architecture(&self) -> &'static #rt::Architecture {
                     static ARCHITECTURE: #rt::Architecture = #architecture;
                     &ARCHITECTURE
                 }
                 #[inline(always)]
-                fn point(&self, sq_norm: f64) -> Point {
+                fn point(&self, sq_norm: f64) -> Point<f64> {
                     use #rt::dual::Dual as _;
                     #(#point)*
                 }
                 #[inline(always)]
-                fn pair(&self, x: &Point, t: &Point, input: #rt::PairInputs, want: #rt::Want) -> #rt::PairKernels {
+                fn gather(&self, points: [&Point<f64>; 4]) -> Point<#rt::dual::F64x4> {
+                    Point {
+                        var: #rt::dual::gather_vars(points.map(|p| &p.var)),
+                        inv_sqrt_pi: #rt::dual::gather_values(points.map(|p| &p.inv_sqrt_pi)),
+                    }
+                }
+                #[inline(always)]
+                fn splat(&self, point: &Point<f64>) -> Point<#rt::dual::F64x4> {
+                    Point {
+                        var: #rt::dual::splat_vars(&point.var),
+                        inv_sqrt_pi: #rt::dual::splat_values(&point.inv_sqrt_pi),
+                    }
+                }
+                #[inline(always)]
+                fn pair<T: #rt::dual::Real>(
+                    &self,
+                    x: &Point<T>,
+                    t: &Point<T>,
+                    input: #rt::PairInputs<T>,
+                    want: #rt::Want,
+                ) -> #rt::PairKernels<T> {
                     use #rt::dual::Dual as _;
                     #(#forward)*
                     let nngp = #nngp;
                     let ntk = #ntk;
-                    let mut out = #rt::PairKernels { nngp, ntk, readout: 0.0, hidden: 0.0 };
+                    let mut out = #rt::PairKernels { nngp, ntk, readout: T::splat(0.0), hidden: T::splat(0.0) };
                     if want.readout {
                         out.readout = #readout;
                     }

@@ -28,7 +28,10 @@ pub fn hidden(w_std: f64, b_std: f64, s: &State) -> (Vec<TokenStream>, Vec<Token
     let par_expr = if b2 == 0.0 {
         quote!(#prev_par)
     } else {
-        quote!(#prev_par.after_dense(false, x.var[#idx].var == t.var[#idx].var))
+        {
+            let rt = &s.rt;
+            quote!(#prev_par.after_dense(false, #rt::dual::Real::all_eq(x.var[#idx].var, t.var[#idx].var)))
+        }
     };
     let ntk_expr = match &s.previous {
         None => quote!(#cov),
@@ -95,7 +98,7 @@ pub fn backward_point(net: &Network) -> (Vec<TokenStream>, Vec<proc_macro2::Iden
 pub fn hidden_part(net: &Network) -> Vec<TokenStream> {
     let big_l = net.hidden.len();
     if big_l == 0 {
-        return vec![quote!(let hidden = 0.0;)];
+        return vec![quote!(let hidden = T::splat(0.0);)];
     }
     let mut stmts = Vec::new();
     let mut terms = Vec::new();
@@ -122,7 +125,7 @@ pub fn hidden_part(net: &Network) -> Vec<TokenStream> {
         };
         let forward = plus(scaled(h.w_std, forward_sign), h.b_std);
         let idx = proc_macro2::Literal::usize_unsuffixed(l - 1);
-        terms.push(quote!((#forward) * (#pi * t.inv_sqrt_pi[#idx] * #act.dsign)));
+        terms.push(quote!((#forward) * (t.inv_sqrt_pi[#idx] * #pi * #act.dsign)));
     }
     stmts.push(quote!(let hidden = #(#terms)+*;));
     stmts

@@ -13,7 +13,7 @@ pub mod erf;
 pub mod piecewise_linear;
 
 use crate::ir::{Activation, Network};
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
 /// The unrolled program, ready to be placed into an impl by `codegen`.
@@ -46,6 +46,8 @@ pub struct State {
     pub pair_parallel: TokenStream,
     /// The previous layer's dual (None at the input).
     pub previous: Option<Ident>,
+    /// The hidden runtime path.
+    pub rt: TokenStream,
 }
 
 /// Literal of an f64 folded at compile time.
@@ -55,12 +57,13 @@ pub fn lit(v: f64) -> TokenStream {
 }
 
 /// `factor * expr`, dropping the product when the factor is exactly 1.
+/// The constant goes on the right so the same code serves `f64` and lanes.
 pub fn scaled(factor: f64, expr: TokenStream) -> TokenStream {
     if factor == 1.0 {
         expr
     } else {
         let f = lit(factor);
-        quote!(#f * #expr)
+        quote!(#expr * #f)
     }
 }
 
@@ -92,6 +95,7 @@ pub fn derive(net: &Network, rt: &TokenStream) -> Derivation {
         pair_phi: quote!(input.dot),
         pair_parallel: quote!(input.parallel),
         previous: None,
+        rt: rt.clone(),
     };
     let mut sigmas = Vec::new();
     for block in &net.hidden {
@@ -116,6 +120,7 @@ pub fn derive(net: &Network, rt: &TokenStream) -> Derivation {
             pair_phi: quote!(#act.phi),
             pair_parallel: quote!(#act.parallel),
             previous: Some(act),
+            rt: rt.clone(),
         };
     }
     let (nngp, ntk, readout_part) = dense::readout(net.readout.w_std, net.readout.b_std, &state);
@@ -125,7 +130,6 @@ pub fn derive(net: &Network, rt: &TokenStream) -> Derivation {
         Point { var: [#(#rt::dual::Var::new(#sigmas)),*], inv_sqrt_pi: [#(#rt::dual::inv_sqrt_or_zero(#pi_names)),*] }
     });
     let hidden_part = dense::hidden_part(net);
-    let _ = Span::call_site();
     Derivation {
         hidden_layers: net.hidden.len(),
         point,

@@ -1,18 +1,19 @@
 //! The correlation and angle of a Gaussian pair, exact at ±1 (SPEC §3, §5).
+use super::real::{F64x4, Real};
 use crate::program::Parallel;
 use std::f64::consts::PI;
 
 /// A variance with its square root and inverse square root, computed once per point and
 /// layer so that the per-pair pass multiplies instead of taking roots and dividing.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Var {
-    pub var: f64,
-    pub sqrt: f64,
+pub struct Var<T = f64> {
+    pub var: T,
+    pub sqrt: T,
     /// 1/√var, or 0 when var = 0 (then every correlation with it is taken as 0).
-    pub inv_sqrt: f64,
+    pub inv_sqrt: T,
 }
 
-impl Var {
+impl Var<f64> {
     #[inline(always)]
     pub fn new(var: f64) -> Var {
         let sqrt = var.sqrt();
@@ -24,40 +25,66 @@ impl Var {
     }
 }
 
+/// The lanes of four points' variances.
+#[inline(always)]
+pub fn gather_vars<const L: usize>(p: [&[Var; L]; 4]) -> [Var<F64x4>; L] {
+    std::array::from_fn(|l| Var {
+        var: F64x4([p[0][l].var, p[1][l].var, p[2][l].var, p[3][l].var]),
+        sqrt: F64x4([p[0][l].sqrt, p[1][l].sqrt, p[2][l].sqrt, p[3][l].sqrt]),
+        inv_sqrt: F64x4([
+            p[0][l].inv_sqrt,
+            p[1][l].inv_sqrt,
+            p[2][l].inv_sqrt,
+            p[3][l].inv_sqrt,
+        ]),
+    })
+}
+
+/// One point's variances repeated in every lane.
+#[inline(always)]
+pub fn splat_vars<const L: usize>(p: &[Var; L]) -> [Var<F64x4>; L] {
+    p.map(|v| Var {
+        var: F64x4::splat(v.var),
+        sqrt: F64x4::splat(v.sqrt),
+        inv_sqrt: F64x4::splat(v.inv_sqrt),
+    })
+}
+
 /// ρ = c/√(ab) clipped to [−1, 1], θ = arccos ρ, sin θ = √((1−ρ)(1+ρ)), and √(ab).
 /// Known parallel pairs get ρ = ±1 exactly; a zero variance gives ρ = 0 (the pair is
 /// then independent, and every kernel that involves it is multiplied by 0 downstream).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Angle {
-    pub rho: f64,
-    pub theta: f64,
-    pub sin_theta: f64,
-    pub sqrt_ab: f64,
+pub struct Angle<T = f64> {
+    pub rho: T,
+    pub theta: T,
+    pub sin_theta: T,
+    pub sqrt_ab: T,
 }
 
-impl Angle {
+impl<T: Real> Angle<T> {
     #[inline(always)]
-    pub fn new(a: Var, b: Var, c: f64, parallel: Parallel) -> Angle {
+    pub fn new(a: Var<T>, b: Var<T>, c: T, parallel: Parallel) -> Angle<T> {
         let sqrt_ab = a.sqrt * b.sqrt; // not √(ab): a·b overflows at large scales
+        let (zero, one) = (T::splat(0.0), T::splat(1.0));
         match parallel {
             Parallel::Positive => Angle {
-                rho: 1.0,
-                theta: 0.0,
-                sin_theta: 0.0,
+                rho: one,
+                theta: zero,
+                sin_theta: zero,
                 sqrt_ab,
             },
             Parallel::Negative => Angle {
-                rho: -1.0,
-                theta: PI,
-                sin_theta: 0.0,
+                rho: -one,
+                theta: T::splat(PI),
+                sin_theta: zero,
                 sqrt_ab,
             },
             Parallel::Unknown => {
-                let rho = (c * a.inv_sqrt * b.inv_sqrt).clamp(-1.0, 1.0);
+                let rho = (c * a.inv_sqrt * b.inv_sqrt).clamp_unit();
                 Angle {
                     rho,
                     theta: acos(rho),
-                    sin_theta: ((1.0 - rho) * (1.0 + rho)).sqrt(),
+                    sin_theta: ((one - rho) * (one + rho)).sqrt(),
                     sqrt_ab,
                 }
             }
@@ -66,7 +93,7 @@ impl Angle {
 
     /// √(ab)·ρ: the covariance consistent with the (possibly exact) correlation.
     #[inline(always)]
-    pub fn cov(&self) -> f64 {
+    pub fn cov(&self) -> T {
         self.sqrt_ab * self.rho
     }
 }
@@ -76,9 +103,46 @@ impl Angle {
 /// rational approximation of asin on z ∈ [0, 1/4], selected for |x| < 1/2 or
 /// x = ±(1 − 2z); error ≤ 1 ulp of π in the tests below.
 #[inline(always)]
-pub fn acos(x: f64) -> f64 {
-    const PIO2_HI: f64 = 1.570_796_326_794_896_558_00e+00;
-    const PIO2_LO: f64 = 6.123_233_995_736_766_035_87e-17;
+pub fn acos<T: Real>(x: T) -> T {
+    let ax = x.abs();
+    let small = ax.lt(0.5);
+    let z = T::select(small, x * x, (-ax + 1.0) * 0.5);
+    let rz = rational(z);
+    // |x| < 1/2: π/2 − (x + x·R(x²)).
+    let near_zero = -(x - (-(x * rz) + PIO2_LO)) + PIO2_HI;
+    let s = z.sqrt();
+    // x ≤ −1/2: π − 2 asin(√z).
+    let negative = (-(s + (rz * s - PIO2_LO)) + PIO2_HI) * 2.0;
+    // x ≥ 1/2: 2 asin(√z), with √z split so that z − df² is exact (x = 1: z = s = 0).
+    let df = s.high_word();
+    let c = T::select(s.gt(0.0), (z - df * df) / (s + df), T::splat(0.0));
+    let positive = (df + (rz * s + c)) * 2.0;
+    T::select(small, near_zero, T::select(x.lt(0.0), negative, positive))
+}
+
+/// arcsin on [−1, 1], same approximation as [`acos`] (fdlibm's asin).
+#[inline(always)]
+pub fn asin<T: Real>(x: T) -> T {
+    let ax = x.abs();
+    let small = ax.lt(0.5);
+    let near_zero = x + x * rational(x * x);
+    let z = (-ax + 1.0) * 0.5;
+    let s = z.sqrt();
+    let r = rational(z);
+    let f = s.high_word();
+    let c = T::select(s.gt(0.0), (z - f * f) / (s + f), T::splat(0.0));
+    // asin(|x|) = π/2 − 2 asin(√z), evaluated as fdlibm does for accuracy.
+    let far =
+        -((s * r * 2.0 - (-(c * 2.0) + PIO2_LO)) - (-(f * 2.0) + 0.5 * PIO2_HI)) + 0.5 * PIO2_HI;
+    T::select(small, near_zero, far * x.signum0())
+}
+
+const PIO2_HI: f64 = 1.570_796_326_794_896_558_00e+00;
+const PIO2_LO: f64 = 6.123_233_995_736_766_035_87e-17;
+
+/// fdlibm's rational approximation R(z) of (asin(√z) − √z)/√z on [0, 1/4].
+#[inline(always)]
+fn rational<T: Real>(z: T) -> T {
     const PS0: f64 = 1.666_666_666_666_666_574_15e-01;
     const PS1: f64 = -3.255_658_186_224_009_154_05e-01;
     const PS2: f64 = 2.012_125_321_348_629_258_81e-01;
@@ -89,35 +153,9 @@ pub fn acos(x: f64) -> f64 {
     const QS2: f64 = 2.020_945_760_233_505_694_71e+00;
     const QS3: f64 = -6.882_839_716_054_532_930_30e-01;
     const QS4: f64 = 7.703_815_055_590_193_527_91e-02;
-    let r = |z: f64| {
-        let p = z * (PS0 + z * (PS1 + z * (PS2 + z * (PS3 + z * (PS4 + z * PS5)))));
-        let q = 1.0 + z * (QS1 + z * (QS2 + z * (QS3 + z * QS4)));
-        p / q
-    };
-    let ax = x.abs();
-    let small = ax < 0.5;
-    let z = if small { x * x } else { (1.0 - ax) * 0.5 };
-    let rz = r(z);
-    // |x| < 1/2: π/2 − (x + x·R(x²)).
-    let near_zero = PIO2_HI - (x - (PIO2_LO - x * rz));
-    let s = z.sqrt();
-    // x ≤ −1/2: π − 2 asin(√z).
-    let negative = 2.0 * (PIO2_HI - (s + (rz * s - PIO2_LO)));
-    // x ≥ 1/2: 2 asin(√z), with √z split so that z − df² is exact.
-    let df = f64::from_bits(s.to_bits() & 0xffff_ffff_0000_0000);
-    let c = if s > 0.0 {
-        (z - df * df) / (s + df)
-    } else {
-        0.0
-    }; // x = 1: z = s = 0
-    let positive = 2.0 * (df + (rz * s + c));
-    if small {
-        near_zero
-    } else if x < 0.0 {
-        negative
-    } else {
-        positive
-    }
+    let p = z * ((z * ((z * ((z * ((z * ((z * PS5) + PS4)) + PS3)) + PS2)) + PS1)) + PS0);
+    let q = z * ((z * ((z * ((z * QS4) + QS3)) + QS2)) + QS1) + 1.0;
+    p / q
 }
 
 #[cfg(test)]
@@ -143,7 +181,18 @@ mod tests {
             }
         }
         assert!(worst <= 4.5e-16, "max |acos − libm acos| = {worst:e}");
-        assert_eq!(acos(1.0), 0.0);
-        assert_eq!(acos(-1.0), std::f64::consts::PI);
+        assert_eq!(acos(1.0f64), 0.0);
+        let mut worst_asin = 0.0f64;
+        for i in 0..=n {
+            let u = (-1.0 + 2.0 * i as f64 / n as f64).clamp(-1.0, 1.0);
+            worst_asin = worst_asin.max((asin(u) - u.asin()).abs());
+            let lanes = acos(F64x4([u, -u, 0.5 * u, 1.0]));
+            assert_eq!(lanes.0[0], acos(u), "lanes and scalar agree bitwise");
+        }
+        assert!(
+            worst_asin <= 4.5e-16,
+            "max |asin − libm asin| = {worst_asin:e}"
+        );
+        assert_eq!(acos(-1.0f64), std::f64::consts::PI);
     }
 }

@@ -5,7 +5,7 @@
 //!   D       = (2/√π)/√(1+2a)                    (φ' > 0, so D = E[φ'(u)])
 //! No arccos appears, so nothing is ill-conditioned at correlation ±1; exact
 //! parallelism still short-cuts c = ±√(ab).
-use super::{Angle, DiagDual, Dual, PairDual, Var};
+use super::{asin, Angle, DiagDual, Dual, PairDual, Real, Var};
 use crate::program::{Parallel, Want};
 use std::f64::consts::{FRAC_2_PI, FRAC_2_SQRT_PI, SQRT_2};
 
@@ -44,42 +44,50 @@ impl Dual for Erf {
     }
 
     #[inline(always)]
-    fn pair(&self, av: Var, bv: Var, c: f64, parallel: Parallel, want: Want) -> PairDual {
+    fn pair<T: Real>(
+        &self,
+        av: Var<T>,
+        bv: Var<T>,
+        c: T,
+        parallel: Parallel,
+        want: Want,
+    ) -> PairDual<T> {
         let (a, b) = (av.var, bv.var);
+        let zero = T::splat(0.0);
         // Parallel pairs keep ±1 only when the variances agree (erf is odd but not homogeneous).
-        let parallel = if a == b { parallel } else { Parallel::Unknown };
+        let parallel = if a.all_eq(b) {
+            parallel
+        } else {
+            Parallel::Unknown
+        };
         let c = if parallel == Parallel::Unknown {
             c
         } else {
             Angle::new(av, bv, c, parallel).cov()
         };
-        let (sa, sb) = (1.0 + 2.0 * a, 1.0 + 2.0 * b);
+        let (sa, sb) = (a * 2.0 + 1.0, b * 2.0 + 1.0);
+        let (root_a, root_b) = (sa.sqrt(), sb.sqrt());
+        let r = (c * 2.0 / (root_a * root_b)).clamp_unit();
         let mut out = PairDual {
-            phi: FRAC_2_PI * (2.0 * c / (sa.sqrt() * sb.sqrt())).clamp(-1.0, 1.0).asin(),
+            phi: asin(r) * FRAC_2_PI,
+            dphi: zero,
+            sign: zero,
+            dsign: zero,
             parallel,
-            ..PairDual::default()
         };
         if want.ntk || want.hidden {
-            let det = sa * sb - 4.0 * c * c;
-            out.dphi = if det.is_finite() {
-                2.0 * FRAC_2_PI / det.max(f64::MIN_POSITIVE).sqrt()
-            } else {
-                // Huge variances: the same determinant in scaled form, free of overflow.
-                let r = (2.0 * c / (sa.sqrt() * sb.sqrt())).clamp(-1.0, 1.0);
-                2.0 * FRAC_2_PI
-                    / (sa.sqrt()
-                        * sb.sqrt()
-                        * ((1.0 - r) * (1.0 + r)).max(f64::MIN_POSITIVE).sqrt())
-            };
+            let det = sa * sb - c * c * 4.0;
+            // Huge variances overflow det: the same determinant in scaled form.
+            let scaled = root_a * root_b * ((-r + 1.0) * (r + 1.0)).max_f(f64::MIN_POSITIVE).sqrt();
+            let root_det = T::select(det.finite(), det.max_f(f64::MIN_POSITIVE).sqrt(), scaled);
+            out.dphi = T::splat(2.0 * FRAC_2_PI) / root_det;
         }
-        if (want.readout || want.hidden) && b > 0.0 {
-            out.sign = FRAC_2_PI
-                * (SQRT_2 * c / (sa.sqrt() * b.sqrt()))
-                    .clamp(-1.0, 1.0)
-                    .asin();
+        if want.readout || want.hidden {
+            let s = asin((c * SQRT_2 / (root_a * bv.sqrt)).clamp_unit()) * FRAC_2_PI;
+            out.sign = T::select(b.gt(0.0), s, zero);
         }
         if want.hidden {
-            out.dsign = FRAC_2_SQRT_PI / sa.sqrt();
+            out.dsign = T::splat(FRAC_2_SQRT_PI) / root_a;
         }
         out
     }

@@ -8,10 +8,12 @@
 pub mod angle;
 pub mod erf;
 pub mod piecewise_linear;
+pub mod real;
 
-pub use angle::{acos, Angle, Var};
+pub use angle::{acos, asin, gather_vars, splat_vars, Angle, Var};
 pub use erf::Erf;
 pub use piecewise_linear::PiecewiseLinear;
+pub use real::{gather_values, splat_values, F64x4, Real};
 
 use crate::program::{Parallel, Want};
 
@@ -39,15 +41,15 @@ pub struct DiagDual {
 
 /// The two-point moments of a layer (SPEC §3 and §4 tables); unrequested ones are 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct PairDual {
+pub struct PairDual<T = f64> {
     /// E[φ(u)φ(v)].
-    pub phi: f64,
+    pub phi: T,
     /// E[φ'(u)φ'(v)] = Σ̇(x,x').
-    pub dphi: f64,
+    pub dphi: T,
     /// S = E[φ(u) sign φ(v)], the forward sign kernel.
-    pub sign: f64,
+    pub sign: T,
     /// D = E[φ'(u) sign φ'(v)], the backward sign kernel.
-    pub dsign: f64,
+    pub dsign: T,
     /// Exact parallelism of (φ(u), φ(v)).
     pub parallel: Parallel,
 }
@@ -58,7 +60,14 @@ pub trait Dual {
     fn diag(&self, a: f64) -> DiagDual;
     /// Two-point moments at variances `a` (of x), `b` (of x', the training example) and
     /// covariance `c`; `want` selects what is computed (the rest is 0).
-    fn pair(&self, a: Var, b: Var, c: f64, parallel: Parallel, want: Want) -> PairDual;
+    fn pair<T: Real>(
+        &self,
+        a: Var<T>,
+        b: Var<T>,
+        c: T,
+        parallel: Parallel,
+        want: Want,
+    ) -> PairDual<T>;
 }
 
 impl Parallel {

@@ -9,7 +9,7 @@
 //!   S       = s₊[pA + n(k−A)] + s₋[p(A−k) − nA],  s₊ = sign p, s₋ = −sign n
 //!   D       = (p·sign p + n·sign n) P₊₊ + (p·sign n + n·sign p) P₊₋
 //! which reduce to the SPEC table rows (checked against the reference values in tests).
-use super::{Angle, DiagDual, Dual, PairDual, Var};
+use super::{Angle, DiagDual, Dual, PairDual, Real, Var};
 use crate::program::{Parallel, Want};
 use std::f64::consts::PI;
 
@@ -100,46 +100,56 @@ impl Dual for PiecewiseLinear {
     }
 
     #[inline(always)]
-    fn pair(&self, a: Var, b: Var, c: f64, parallel: Parallel, want: Want) -> PairDual {
+    fn pair<T: Real>(
+        &self,
+        a: Var<T>,
+        b: Var<T>,
+        c: T,
+        parallel: Parallel,
+        want: Want,
+    ) -> PairDual<T> {
         let (p, n) = (self.pos, self.neg);
+        let zero = T::splat(0.0);
         let ang = Angle::new(a, b, c, parallel);
         let c = if parallel == Parallel::Unknown {
             c
         } else {
             ang.cov()
         };
-        let pi_minus = PI - ang.theta;
+        let pi_minus = -ang.theta + PI;
         let j = (ang.sqrt_ab * ang.sin_theta + pi_minus * c) * (0.5 / PI);
         let mut out = PairDual {
-            phi: (p - n) * (p - n) * j + p * n * c,
+            phi: j * ((p - n) * (p - n)) + c * (p * n),
+            dphi: zero,
+            sign: zero,
+            dsign: zero,
             parallel: self.carry(parallel),
-            ..PairDual::default()
         };
         let p_same = pi_minus * (0.5 / PI);
         let p_diff = ang.theta * (0.5 / PI);
         if want.ntk || want.hidden {
-            out.dphi = (p * p + n * n) * p_same + 2.0 * p * n * p_diff;
+            out.dphi = p_same * (p * p + n * n) + p_diff * (2.0 * p * n);
         }
-        if (want.readout || want.hidden) && b.var > 0.0 {
-            let sqrt_a = a.sqrt;
-            let big_a = sqrt_a * (1.0 + ang.rho) * (0.5 * INV_SQRT_2PI);
-            let k = sqrt_a * ang.rho * INV_SQRT_2PI;
+        let has_b = b.var.gt(0.0);
+        if want.readout || want.hidden {
+            // s₊[pA + n(k−A)] + s₋[p(A−k) − nA] = A·(s₊+s₋)(p−n) + k·(s₊n − s₋p).
             let (s_pos, s_neg) = (sign(p), -sign(n));
-            out.sign =
-                s_pos * (p * big_a + n * (k - big_a)) + s_neg * (p * (big_a - k) - n * big_a);
+            let big_a = a.sqrt * (ang.rho + 1.0) * (0.5 * INV_SQRT_2PI);
+            let k = a.sqrt * ang.rho * INV_SQRT_2PI;
+            let s = big_a * ((s_pos + s_neg) * (p - n)) + k * (s_pos * n - s_neg * p);
+            out.sign = T::select(has_b, s, zero);
         }
         if want.hidden {
-            out.dsign = if b.var > 0.0 {
-                (p * sign(p) + n * sign(n)) * p_same + (p * sign(n) + n * sign(p)) * p_diff
-            } else {
-                // v ≡ 0: sign φ'(v) = sign φ'(0), and E[φ'(u)] = (p+n)/2.
-                sign(self.derivative(0.0))
-                    * if a.var > 0.0 {
-                        0.5 * (p + n)
-                    } else {
-                        self.derivative(0.0)
-                    }
-            };
+            let generic =
+                p_same * (p * sign(p) + n * sign(n)) + p_diff * (p * sign(n) + n * sign(p));
+            // v ≡ 0: sign φ'(v) = sign φ'(0), and E[φ'(u)] = (p+n)/2 (φ'(0) when u ≡ 0 too).
+            let d0 = self.derivative(0.0);
+            let degenerate = T::select(
+                a.var.gt(0.0),
+                T::splat(sign(d0) * 0.5 * (p + n)),
+                T::splat(sign(d0) * d0),
+            );
+            out.dsign = T::select(has_b, generic, degenerate);
         }
         out
     }

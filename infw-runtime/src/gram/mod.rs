@@ -10,7 +10,8 @@
 mod parallel_rows;
 pub mod validate;
 
-use crate::program::{KernelProgram, PairInputs, Parallel, Want};
+use crate::dual::F64x4;
+use crate::program::{KernelProgram, PairInputs, PairKernels, Parallel, Want};
 use crate::Result;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -107,6 +108,9 @@ struct Band<'a> {
     outs: [Option<ArrayViewMut2<'a, f64>>; 4],
 }
 
+/// Lanes of four pairs.
+const LANES: usize = 4;
+
 #[inline(always)]
 fn run_with<K: KernelProgram>(
     program: &K,
@@ -121,6 +125,7 @@ fn run_with<K: KernelProgram>(
     // Symmetric shortcut: only when every requested kernel is symmetric.
     let mirror = same_set && !want.readout && !want.hidden;
 
+    // Per-point work, once per point.
     let sq_norms = |a: ArrayView2<f64>| -> Vec<f64> {
         a.axis_iter(Axis(0))
             .into_par_iter()
@@ -133,11 +138,11 @@ fn run_with<K: KernelProgram>(
     } else {
         sq_norms(t)
     };
-    let x_points: Vec<K::Point> = x_norms
+    let x_points: Vec<K::Point<f64>> = x_norms
         .par_iter()
         .map(|&q| program.point(q * inv_d))
         .collect();
-    let t_points: Vec<K::Point> = if same_set {
+    let t_points: Vec<K::Point<f64>> = if same_set {
         x_points.clone()
     } else {
         t_norms
@@ -145,6 +150,15 @@ fn run_with<K: KernelProgram>(
             .map(|&q| program.point(q * inv_d))
             .collect()
     };
+    // Training points four to a lane bundle; the last bundle is padded with its last point.
+    let t_lanes: Vec<K::Point<F64x4>> = (0..m.div_ceil(LANES))
+        .into_par_iter()
+        .map(|c| {
+            program.gather(std::array::from_fn(|k| {
+                &t_points[(c * LANES + k).min(m - 1)]
+            }))
+        })
+        .collect();
     let t_sign = want.needs_sign_dot(program.hidden_layers()).then(|| {
         t.mapv(|v| {
             if v > 0.0 {
@@ -160,7 +174,9 @@ fn run_with<K: KernelProgram>(
     let flags = [want.nngp, want.ntk, want.readout, want.hidden];
     let mut outputs: [Option<Array2<f64>>; 4] =
         flags.map(|f| f.then(|| Array2::<f64>::zeros((n, m))));
-    let rows = params.band_rows.max(1);
+    // Bands start at multiples of LANES so that a band's first column is a bundle start.
+    let rows = params.band_rows.max(1).next_multiple_of(LANES);
+    let padded = m.next_multiple_of(LANES);
     {
         let mut chunked: Vec<_> = outputs
             .iter_mut()
@@ -172,8 +188,7 @@ fn run_with<K: KernelProgram>(
                 })
             })
             .collect();
-        let n_bands = n.div_ceil(rows);
-        let mut bands: Vec<Band> = (0..n_bands)
+        let mut bands: Vec<Band> = (0..n.div_ceil(rows))
             .map(|b| Band {
                 first_row: b * rows,
                 outs: std::array::from_fn(|k| {
@@ -183,16 +198,9 @@ fn run_with<K: KernelProgram>(
                 }),
             })
             .collect();
-        // Largest bands first under the symmetric shortcut (they hold the most columns).
         bands.par_iter_mut().for_each_init(
-            || {
-                (
-                    Array2::<f64>::zeros((rows, m)),
-                    Array2::<f64>::zeros((if t_sign.is_some() { rows } else { 0 }, m)),
-                    [vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]],
-                )
-            },
-            |(dots, sdots, scratch), band| {
+            || Scratch::new(rows, padded, t_sign.is_some()),
+            |scratch, band| {
                 let i0 = band.first_row;
                 let bn = band
                     .outs
@@ -202,8 +210,9 @@ fn run_with<K: KernelProgram>(
                     .map(|o| o.nrows())
                     .unwrap_or(0);
                 let j0 = if mirror { i0 } else { 0 };
+                // One matrix product per band feeds every pair of the band.
                 let xb = x.slice(s![i0..i0 + bn, ..]);
-                let mut dot_blk = dots.slice_mut(s![..bn, j0..]);
+                let mut dot_blk = scratch.dots.slice_mut(s![..bn, j0..m]);
                 ndarray::linalg::general_mat_mul(
                     inv_d,
                     &xb,
@@ -212,7 +221,7 @@ fn run_with<K: KernelProgram>(
                     &mut dot_blk,
                 );
                 if let Some(ts) = &t_sign {
-                    let mut sblk = sdots.slice_mut(s![..bn, j0..]);
+                    let mut sblk = scratch.sign_dots.slice_mut(s![..bn, j0..m]);
                     ndarray::linalg::general_mat_mul(
                         inv_d,
                         &xb,
@@ -223,33 +232,34 @@ fn run_with<K: KernelProgram>(
                 }
                 for r in 0..bn {
                     let i = i0 + r;
+                    let dot_row = scratch.dots.row(r);
+                    let dots = dot_row.as_slice().expect("standard layout");
                     let sdot_row = if t_sign.is_some() {
-                        sdots.row(r)
+                        scratch.sign_dots.row(r)
                     } else {
-                        dots.row(r)
+                        scratch.dots.row(r)
                     };
-                    let dot_row = dots.row(r);
-                    let rows = Rows {
-                        x_point: &x_points[i],
-                        t_points: &t_points[j0..m],
-                        dots: &dot_row.as_slice().expect("standard layout")[j0..m],
-                        sign_dots: &sdot_row.as_slice().expect("standard layout")[j0..m],
+                    let sign_dots = sdot_row.as_slice().expect("standard layout");
+                    let row = Row {
+                        x_point: program.splat(&x_points[i]),
+                        t_lanes: &t_lanes[j0 / LANES..],
+                        dots: &dots[j0..],
+                        sign_dots: &sign_dots[j0..],
                     };
-                    hot_row(program, &rows, want, scratch);
+                    hot_row(program, &row, want, &mut scratch.out);
                     for (k, o) in band.outs.iter_mut().enumerate() {
                         if let Some(o) = o {
-                            o.row_mut(r)
-                                .slice_mut(s![j0..])
-                                .as_slice_mut()
+                            let mut dst = o.row_mut(r);
+                            let dst = dst.slice_mut(s![j0..]);
+                            dst.into_slice()
                                 .expect("standard layout")
-                                .copy_from_slice(&scratch[k][..m - j0]);
+                                .copy_from_slice(&scratch.out[k][..m - j0]);
                         }
                     }
                     // Fix-up: the rare pairs whose correlation is within 1e-9 of ±1 are
                     // checked for exact parallelism and recomputed with ρ = ±1 exactly.
                     let xr = x.row(i);
-                    for (jj, &dot) in rows.dots.iter().enumerate() {
-                        let j = j0 + jj;
+                    for (j, &dot) in dots.iter().enumerate().take(m).skip(j0) {
                         let parallel = if same_set && i == j {
                             Parallel::Positive
                         } else if dot != 0.0
@@ -266,10 +276,10 @@ fn run_with<K: KernelProgram>(
                         if parallel != Parallel::Unknown {
                             let inputs = PairInputs {
                                 dot,
-                                sign_dot: rows.sign_dots[jj],
+                                sign_dot: sign_dots[j],
                                 parallel,
                             };
-                            let k = program.pair(rows.x_point, &rows.t_points[jj], inputs, want);
+                            let k = program.pair(&x_points[i], &t_points[j], inputs, want);
                             store(&mut band.outs, r, j, &k);
                         }
                     }
@@ -291,49 +301,66 @@ fn run_with<K: KernelProgram>(
     }
 }
 
-/// One row of the hot pass: the point x against a run of training points.
-struct Rows<'a, P> {
-    x_point: &'a P,
-    t_points: &'a [P],
+/// Per-thread scratch: the band's inner products and one row of each kernel.
+struct Scratch {
+    dots: Array2<f64>,
+    sign_dots: Array2<f64>,
+    out: [Vec<f64>; 4],
+}
+
+impl Scratch {
+    fn new(rows: usize, padded_cols: usize, signs: bool) -> Scratch {
+        Scratch {
+            dots: Array2::zeros((rows, padded_cols)),
+            sign_dots: Array2::zeros((if signs { rows } else { 0 }, padded_cols)),
+            out: std::array::from_fn(|_| vec![0.0; padded_cols]),
+        }
+    }
+}
+
+/// One row of the hot pass: the point x (in every lane) against bundles of training points.
+struct Row<'a, P, Q> {
+    x_point: P,
+    t_lanes: &'a [Q],
+    /// Inner products, padded to whole bundles.
     dots: &'a [f64],
     sign_dots: &'a [f64],
 }
 
-/// The hot loop over one row, every pair taken as generic (parallel pairs are fixed up
-/// afterwards), writing all four kernels into `out`. Compiled twice: for the baseline
-/// target and with AVX2+FMA, chosen at run time, so the straight-line per-pair code gets
-/// the wider vector units where the machine has them.
+/// The hot loop over one row, four pairs per step, every pair taken as generic (parallel
+/// pairs are fixed up afterwards), writing all four kernels into `out`. Compiled twice:
+/// for the baseline target and with AVX2+FMA, chosen at run time.
 #[inline(always)]
 fn hot_row_body<K: KernelProgram>(
     program: &K,
-    rows: &Rows<K::Point>,
+    row: &Row<K::Point<F64x4>, K::Point<F64x4>>,
     want: Want,
     out: &mut [Vec<f64>; 4],
 ) {
-    let len = rows.t_points.len();
-    let (tp, dots, sdots) = (
-        &rows.t_points[..len],
-        &rows.dots[..len],
-        &rows.sign_dots[..len],
+    let bundles = row.t_lanes.len();
+    let (dots, sdots) = (
+        &row.dots[..bundles * LANES],
+        &row.sign_dots[..bundles * LANES],
     );
     let [o0, o1, o2, o3] = out;
     let (o0, o1, o2, o3) = (
-        &mut o0[..len],
-        &mut o1[..len],
-        &mut o2[..len],
-        &mut o3[..len],
+        &mut o0[..bundles * LANES],
+        &mut o1[..bundles * LANES],
+        &mut o2[..bundles * LANES],
+        &mut o3[..bundles * LANES],
     );
-    for j in 0..len {
+    for (c, t) in row.t_lanes.iter().enumerate() {
+        let lanes = c * LANES..(c + 1) * LANES;
         let inputs = PairInputs {
-            dot: dots[j],
-            sign_dot: sdots[j],
+            dot: F64x4(dots[lanes.clone()].try_into().expect("4 lanes")),
+            sign_dot: F64x4(sdots[lanes.clone()].try_into().expect("4 lanes")),
             parallel: Parallel::Unknown,
         };
-        let k = program.pair(rows.x_point, &tp[j], inputs, want);
-        o0[j] = k.nngp;
-        o1[j] = k.ntk;
-        o2[j] = k.readout;
-        o3[j] = k.hidden;
+        let k = program.pair(&row.x_point, t, inputs, want);
+        o0[lanes.clone()].copy_from_slice(&k.nngp.0);
+        o1[lanes.clone()].copy_from_slice(&k.ntk.0);
+        o2[lanes.clone()].copy_from_slice(&k.readout.0);
+        o3[lanes].copy_from_slice(&k.hidden.0);
     }
 }
 
@@ -341,31 +368,31 @@ fn hot_row_body<K: KernelProgram>(
 #[target_feature(enable = "avx2,fma")]
 fn hot_row_avx2<K: KernelProgram>(
     program: &K,
-    rows: &Rows<K::Point>,
+    row: &Row<K::Point<F64x4>, K::Point<F64x4>>,
     want: Want,
     out: &mut [Vec<f64>; 4],
 ) {
-    hot_row_body(program, rows, want, out)
+    hot_row_body(program, row, want, out)
 }
 
 #[inline(always)]
 fn hot_row<K: KernelProgram>(
     program: &K,
-    rows: &Rows<K::Point>,
+    row: &Row<K::Point<F64x4>, K::Point<F64x4>>,
     want: Want,
     out: &mut [Vec<f64>; 4],
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports the features the function was compiled for.
-        return unsafe { hot_row_avx2(program, rows, want, out) };
+        return unsafe { hot_row_avx2(program, row, want, out) };
     }
-    hot_row_body(program, rows, want, out)
+    hot_row_body(program, row, want, out)
 }
 
 /// Writes one pair's requested kernels into row `r`, column `j` of the band.
 #[inline(always)]
-fn store(outs: &mut [Option<ArrayViewMut2<f64>>; 4], r: usize, j: usize, k: &crate::PairKernels) {
+fn store(outs: &mut [Option<ArrayViewMut2<f64>>; 4], r: usize, j: usize, k: &PairKernels) {
     let [o0, o1, o2, o3] = outs;
     if let Some(o) = o0 {
         o[[r, j]] = k.nngp;

@@ -1,0 +1,207 @@
+//! The number type of the per-pair pass: `f64`, or [`F64x4`], four pairs at once.
+//!
+//! The per-pair code is written once, generic over [`Real`]; run on `F64x4` it evaluates
+//! four training points against one point with no data-dependent branch (branches are
+//! selects), which the compiler turns into vector instructions. Constants stay on the
+//! right of an operator (`x * 2.0`), so the generated code reads the same for both types.
+
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+/// A scalar or a bundle of lanes, with the operations the dual kernels need.
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + Default
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + Add<f64, Output = Self>
+    + Sub<f64, Output = Self>
+    + Mul<f64, Output = Self>
+    + Div<f64, Output = Self>
+{
+    /// Per-lane booleans.
+    type Mask: Copy;
+    fn splat(v: f64) -> Self;
+    fn sqrt(self) -> Self;
+    fn abs(self) -> Self;
+    /// Clipped to [−1, 1].
+    fn clamp_unit(self) -> Self;
+    fn max_f(self, v: f64) -> Self;
+    fn gt(self, v: f64) -> Self::Mask;
+    fn lt(self, v: f64) -> Self::Mask;
+    fn finite(self) -> Self::Mask;
+    /// `a` where the mask is set, `b` elsewhere.
+    fn select(m: Self::Mask, a: Self, b: Self) -> Self;
+    /// The value with the low 32 bits of its mantissa cleared (fdlibm's split of √z).
+    fn high_word(self) -> Self;
+    /// Whether every lane is bitwise-equal (used only to carry exact parallelism).
+    fn all_eq(self, other: Self) -> bool;
+    /// +1, −1 or 0 per lane, as the sign of the value.
+    fn signum0(self) -> Self;
+}
+
+impl Real for f64 {
+    type Mask = bool;
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        f64::abs(self)
+    }
+    #[inline(always)]
+    fn clamp_unit(self) -> Self {
+        self.clamp(-1.0, 1.0)
+    }
+    #[inline(always)]
+    fn max_f(self, v: f64) -> Self {
+        self.max(v)
+    }
+    #[inline(always)]
+    fn gt(self, v: f64) -> bool {
+        self > v
+    }
+    #[inline(always)]
+    fn lt(self, v: f64) -> bool {
+        self < v
+    }
+    #[inline(always)]
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+    #[inline(always)]
+    fn select(m: bool, a: Self, b: Self) -> Self {
+        if m {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    fn high_word(self) -> Self {
+        f64::from_bits(self.to_bits() & 0xffff_ffff_0000_0000)
+    }
+    #[inline(always)]
+    fn all_eq(self, other: Self) -> bool {
+        self == other
+    }
+    #[inline(always)]
+    fn signum0(self) -> Self {
+        if self > 0.0 {
+            1.0
+        } else if self < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Four lanes of f64.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, align(32))]
+pub struct F64x4(pub [f64; 4]);
+
+macro_rules! lanewise {
+    ($($tr:ident $f:ident $op:tt),*) => {$(
+        impl $tr for F64x4 {
+            type Output = F64x4;
+            #[inline(always)]
+            fn $f(self, o: F64x4) -> F64x4 {
+                F64x4(std::array::from_fn(|k| self.0[k] $op o.0[k]))
+            }
+        }
+        impl $tr<f64> for F64x4 {
+            type Output = F64x4;
+            #[inline(always)]
+            fn $f(self, o: f64) -> F64x4 {
+                F64x4(std::array::from_fn(|k| self.0[k] $op o))
+            }
+        }
+    )*};
+}
+lanewise!(Add add +, Sub sub -, Mul mul *, Div div /);
+
+impl Neg for F64x4 {
+    type Output = F64x4;
+    #[inline(always)]
+    fn neg(self) -> F64x4 {
+        F64x4(self.0.map(|v| -v))
+    }
+}
+
+impl Real for F64x4 {
+    type Mask = [bool; 4];
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        F64x4([v; 4])
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        F64x4(self.0.map(f64::sqrt))
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        F64x4(self.0.map(f64::abs))
+    }
+    #[inline(always)]
+    fn clamp_unit(self) -> Self {
+        F64x4(self.0.map(|v| v.max(-1.0).min(1.0)))
+    }
+    #[inline(always)]
+    fn max_f(self, v: f64) -> Self {
+        F64x4(self.0.map(|x| x.max(v)))
+    }
+    #[inline(always)]
+    fn gt(self, v: f64) -> [bool; 4] {
+        self.0.map(|x| x > v)
+    }
+    #[inline(always)]
+    fn lt(self, v: f64) -> [bool; 4] {
+        self.0.map(|x| x < v)
+    }
+    #[inline(always)]
+    fn finite(self) -> [bool; 4] {
+        self.0.map(f64::is_finite)
+    }
+    #[inline(always)]
+    fn select(m: [bool; 4], a: Self, b: Self) -> Self {
+        F64x4(std::array::from_fn(|k| if m[k] { a.0[k] } else { b.0[k] }))
+    }
+    #[inline(always)]
+    fn high_word(self) -> Self {
+        F64x4(
+            self.0
+                .map(|v| f64::from_bits(v.to_bits() & 0xffff_ffff_0000_0000)),
+        )
+    }
+    #[inline(always)]
+    fn all_eq(self, other: Self) -> bool {
+        self.0 == other.0
+    }
+    #[inline(always)]
+    fn signum0(self) -> Self {
+        F64x4(self.0.map(<f64 as Real>::signum0))
+    }
+}
+
+/// The lanes of four per-point arrays (one training point per lane).
+#[inline(always)]
+pub fn gather_values<const L: usize>(p: [&[f64; L]; 4]) -> [F64x4; L] {
+    std::array::from_fn(|l| F64x4([p[0][l], p[1][l], p[2][l], p[3][l]]))
+}
+
+/// One per-point array repeated in every lane.
+#[inline(always)]
+pub fn splat_values<const L: usize>(p: &[f64; L]) -> [F64x4; L] {
+    p.map(F64x4::splat)
+}
