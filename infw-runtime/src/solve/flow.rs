@@ -277,10 +277,13 @@ mod tests {
             f0_star
         );
         let from_zero = GradientFlow::new(k.view(), y.view(), 0.7).unwrap();
-        assert_eq!(from_zero.predict_train(0.0).unwrap(), Array2::zeros((6, 2)));
+        assert_eq!(
+            from_zero.predict_train(0.0).unwrap(),
+            Array2::<f64>::zeros((6, 2))
+        );
         assert_eq!(
             from_zero.predict(k_star.view(), 0.0).unwrap(),
-            Array2::zeros((3, 2))
+            Array2::<f64>::zeros((3, 2))
         );
     }
 
