@@ -21,6 +21,7 @@ pub mod network;
 pub mod program;
 pub mod solve;
 pub mod train;
+pub mod validate;
 
 pub use arch::{Activation, Architecture, Hidden, Readout};
 pub use error::{Error, Result};

@@ -45,7 +45,7 @@ fn check_targets(x_rows: usize, y: &ndarray::ArrayView2<f64>) -> Result<()> {
             found: y.nrows(),
         });
     }
-    crate::gram::validate::check_matrix("targets", y.view())
+    crate::validate::check_matrix("targets", y.view())
 }
 
 /// Kernel regression K*(K + λI)⁻¹Y (SPEC §5, t = ∞), with its Cholesky factor kept.

@@ -130,17 +130,7 @@ pub(crate) fn check_input(x: ArrayView2<f64>, d: usize, what: &str) -> Result<()
 
 /// A typed error on the first NaN or infinity in `x`.
 pub(crate) fn check_finite(x: ArrayView2<f64>, what: &str) -> Result<()> {
-    for ((row, col), &value) in x.indexed_iter() {
-        if !value.is_finite() {
-            return Err(Error::NonFinite {
-                what: what.into(),
-                row,
-                col,
-                value,
-            });
-        }
-    }
-    Ok(())
+    crate::validate::finite(what, x)
 }
 
 /// How many workers and rows per worker for a batch of `n` rows.

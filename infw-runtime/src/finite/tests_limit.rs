@@ -294,7 +294,7 @@ fn sign_step_converges_to_the_adam_limit() {
 
 /// Diagnostic (not part of the suite): R's finite-width bias with layer 2 integrated out.
 #[test]
-#[ignore]
+#[ignore = "diagnostic, minutes with thousands of seeds: run by hand when the limit test fails"]
 fn diagnose_readout_bias() {
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use rand_distr::StandardNormal;
@@ -342,7 +342,7 @@ fn diagnose_readout_bias() {
 /// parts of the sign step (least squares over the 3 outputs), same seeds. Run with
 /// `WIDTH=4096 SEEDS=128 SEED_BASE=1 cargo test --release diagnose_direct_r -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "diagnostic configured through WIDTH/SEEDS/SEED_BASE: run by hand when the limit test fails"]
 fn diagnose_direct_r() {
     let chi = randn(1, 3, 2024).row(0).to_owned();
     let norm = chi.dot(&chi).sqrt();

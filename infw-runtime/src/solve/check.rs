@@ -5,37 +5,9 @@ use crate::error::{Error, Result};
 use faer::Mat;
 use ndarray::{Array2, ArrayView2};
 
-/// Rejects a matrix with no rows or no columns.
-pub(crate) fn non_empty(what: &str, a: ArrayView2<f64>) -> Result<()> {
-    if a.nrows() == 0 {
-        return Err(Error::Empty {
-            what: what.to_string(),
-            axis: "rows",
-        });
-    }
-    if a.ncols() == 0 {
-        return Err(Error::Empty {
-            what: what.to_string(),
-            axis: "columns",
-        });
-    }
-    Ok(())
-}
+pub(crate) use crate::validate::non_empty;
 
-/// Rejects the first NaN or infinite entry, naming its position.
-pub(crate) fn finite(what: &str, a: ArrayView2<f64>) -> Result<()> {
-    for ((row, col), &value) in a.indexed_iter() {
-        if !value.is_finite() {
-            return Err(Error::NonFinite {
-                what: what.to_string(),
-                row,
-                col,
-                value,
-            });
-        }
-    }
-    Ok(())
-}
+pub(crate) use crate::validate::finite;
 
 /// Checks that a dimension has the size it must have.
 pub(crate) fn dim(what: &str, expected: usize, found: usize) -> Result<()> {

@@ -248,37 +248,9 @@ impl<K: KernelSet> TestSet<K> {
     }
 }
 
-/// `Error::NonFinite` at the first NaN or infinity of `a`.
-pub(crate) fn check_finite(what: &str, a: ArrayView2<'_, f64>) -> Result<()> {
-    for ((row, col), &value) in a.indexed_iter() {
-        if !value.is_finite() {
-            return Err(Error::NonFinite {
-                what: what.into(),
-                row,
-                col,
-                value,
-            });
-        }
-    }
-    Ok(())
-}
+pub(crate) use crate::validate::finite as check_finite;
 
-/// `Error::Empty` when `a` has no rows or no columns.
-pub(crate) fn check_nonempty(what: &str, a: ArrayView2<'_, f64>) -> Result<()> {
-    if a.nrows() == 0 {
-        return Err(Error::Empty {
-            what: what.into(),
-            axis: "rows",
-        });
-    }
-    if a.ncols() == 0 {
-        return Err(Error::Empty {
-            what: what.into(),
-            axis: "columns",
-        });
-    }
-    Ok(())
-}
+pub(crate) use crate::validate::non_empty as check_nonempty;
 
 /// `Error::ShapeMismatch` unless `a` has shape `dim` (rows checked first).
 pub(crate) fn check_shape(what: &str, a: ArrayView2<'_, f64>, dim: (usize, usize)) -> Result<()> {

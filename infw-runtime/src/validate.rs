@@ -1,9 +1,10 @@
-//! Input checks shared by every kernel entry point: typed errors, never panics.
+//! Input checks shared by the whole runtime (kernels, solvers, trainers, finite networks):
+//! typed errors, never panics.
 use crate::{Error, Result};
 use ndarray::ArrayView2;
 
-/// Checks one input matrix: non-empty and finite.
-pub fn check_matrix(what: &str, a: ArrayView2<f64>) -> Result<()> {
+/// Rejects a matrix with no rows or no columns.
+pub fn non_empty(what: &str, a: ArrayView2<f64>) -> Result<()> {
     if a.nrows() == 0 {
         return Err(Error::Empty {
             what: what.into(),
@@ -13,9 +14,14 @@ pub fn check_matrix(what: &str, a: ArrayView2<f64>) -> Result<()> {
     if a.ncols() == 0 {
         return Err(Error::Empty {
             what: what.into(),
-            axis: "columns (features)",
+            axis: "columns",
         });
     }
+    Ok(())
+}
+
+/// Rejects the first NaN or infinite entry, naming its position.
+pub fn finite(what: &str, a: ArrayView2<f64>) -> Result<()> {
     for ((row, col), &value) in a.indexed_iter() {
         if !value.is_finite() {
             return Err(Error::NonFinite {
@@ -27,6 +33,12 @@ pub fn check_matrix(what: &str, a: ArrayView2<f64>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Checks one input matrix: non-empty and finite.
+pub fn check_matrix(what: &str, a: ArrayView2<f64>) -> Result<()> {
+    non_empty(what, a)?;
+    finite(what, a)
 }
 
 /// Checks the two arguments of a kernel evaluation: each valid, same feature dimension.
