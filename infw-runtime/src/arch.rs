@@ -13,54 +13,35 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// φ(x).
+    /// φ(x), from the layer rule's own file (`dual/`), which also holds its kernels.
     #[inline]
     pub fn apply(self, x: f64) -> f64 {
-        match self {
-            Activation::Identity => x,
-            Activation::Relu => x.max(0.0),
-            Activation::LeakyRelu(a) => {
-                if x > 0.0 {
-                    x
-                } else {
-                    a * x
-                }
-            }
-            Activation::Abs => x.abs(),
-            Activation::Erf => crate::dual::erf::erf(x),
+        match self.rule() {
+            Ok(pl) => pl.forward(x),
+            Err(erf) => erf.forward(x),
         }
     }
 
-    /// φ'(x), with the convention φ'(0) = 0 for relu (as JAX) and the right-hand slope
-    /// otherwise for the piecewise-linear ones (leaky_relu: α, abs: 0 at exactly 0).
+    /// φ'(x), from the layer rule's own file. At the kink of a piecewise-linear φ the
+    /// derivative is taken as 0 (as JAX does for relu), except for identity.
     #[inline]
     pub fn derivative(self, x: f64) -> f64 {
+        match self.rule() {
+            Ok(pl) => pl.derivative(x),
+            Err(erf) => erf.derivative(x),
+        }
+    }
+
+    /// The dual-activation rule that implements this activation.
+    #[inline]
+    fn rule(self) -> std::result::Result<crate::dual::PiecewiseLinear, crate::dual::Erf> {
+        use crate::dual::{Erf, PiecewiseLinear};
         match self {
-            Activation::Identity => 1.0,
-            Activation::Relu => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::LeakyRelu(a) => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    a
-                }
-            }
-            Activation::Abs => {
-                if x > 0.0 {
-                    1.0
-                } else if x < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::Erf => std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp(),
+            Activation::Identity => Ok(PiecewiseLinear::IDENTITY),
+            Activation::Relu => Ok(PiecewiseLinear::RELU),
+            Activation::LeakyRelu(a) => Ok(PiecewiseLinear::leaky(a)),
+            Activation::Abs => Ok(PiecewiseLinear::ABS),
+            Activation::Erf => Err(Erf),
         }
     }
 
