@@ -44,7 +44,10 @@ fn main() {
 
     let mut net = infw::network! { dense(512) relu dense(512) relu dense(512) relu };
     if let Some(band_rows) = band_rows {
-        net = net.with_gram_params(infw::GramParams { band_rows });
+        net = net.with_gram_params(infw::GramParams {
+            band_rows,
+            ..Default::default()
+        });
     }
     let x = inputs(n, d, 0x5eed + n as u64 + d as u64);
 

@@ -26,11 +26,18 @@ pub struct GramParams {
     /// matrix product re-packs the second argument and larger bands amortise it
     /// (measured at N = 4000, d = 784: 15 % less CPU than 32).
     pub band_rows: usize,
+    /// Ask Linux for transparent huge pages for the outputs (see [`output_matrix`]):
+    /// typically 20–35 % faster at N = 4000, but a call can stall on memory compaction
+    /// when memory is fragmented (seen here: 0.2 s becoming 0.8 s on a first call).
+    pub huge_pages: bool,
 }
 
 impl Default for GramParams {
     fn default() -> Self {
-        GramParams { band_rows: 0 }
+        GramParams {
+            band_rows: 0,
+            huge_pages: true,
+        }
     }
 }
 
@@ -174,7 +181,8 @@ fn run_with<K: KernelProgram>(
     });
 
     let flags = [want.nngp, want.ntk, want.readout, want.hidden];
-    let mut outputs: [Option<Array2<f64>>; 4] = flags.map(|f| f.then(|| output_matrix(n, m)));
+    let mut outputs: [Option<Array2<f64>>; 4] =
+        flags.map(|f| f.then(|| output_matrix(n, m, params.huge_pages)));
     // Bands start at multiples of LANES so that a band's first column is a bundle start.
     let rows = match params.band_rows {
         0 if d >= 256 => 128,
@@ -416,7 +424,7 @@ fn store(outs: &mut [Option<ArrayViewMut2<f64>>; 4], r: usize, j: usize, k: &Pai
 /// A zeroed n×m matrix for a Gram output. On Linux the allocation is marked for
 /// transparent huge pages, so that first-touching it costs one fault per 2 MiB instead
 /// of one per 4 KiB; it is zeroed in parallel.
-fn output_matrix(n: usize, m: usize) -> Array2<f64> {
+fn output_matrix(n: usize, m: usize, huge_pages: bool) -> Array2<f64> {
     let len = n * m;
     let mut data: Vec<f64> = Vec::with_capacity(len);
     #[cfg(target_os = "linux")]
@@ -425,7 +433,7 @@ fn output_matrix(n: usize, m: usize) -> Array2<f64> {
         let start = data.as_mut_ptr() as usize;
         let aligned = start.next_multiple_of(HUGE);
         let end = start + len * std::mem::size_of::<f64>();
-        if end > aligned + HUGE {
+        if huge_pages && end > aligned + HUGE {
             let bytes = (end - aligned) / HUGE * HUGE;
             // SAFETY: advisory only; the range lies inside the allocation just made.
             unsafe { libc::madvise(aligned as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE) };
