@@ -89,6 +89,18 @@ struct Dense {
     b_std: f64,
 }
 
+impl Dense {
+    /// This dense layer followed by `activation`.
+    fn then(self, activation: Activation) -> Hidden {
+        Hidden {
+            width: self.width,
+            w_std: self.w_std,
+            b_std: self.b_std,
+            activation,
+        }
+    }
+}
+
 /// Collects errors so that all mistakes are reported at once.
 #[derive(Default)]
 struct Errors(Option<Error>);
@@ -127,12 +139,7 @@ pub fn lower(layers: &[LayerCall]) -> Result<Network, Error> {
         let activation = match name.as_str() {
             "dense" => {
                 if let Some(d) = pending.take() {
-                    hidden.push(Hidden {
-                        width: d.width,
-                        w_std: d.w_std,
-                        b_std: d.b_std,
-                        activation: Activation::Identity,
-                    });
+                    hidden.push(d.then(Activation::Identity));
                 }
                 match lower_dense(call) {
                     Ok(d) => pending = Some(d),
@@ -150,12 +157,7 @@ pub fn lower(layers: &[LayerCall]) -> Result<Network, Error> {
             }
             "readout" => {
                 if let Some(d) = pending.take() {
-                    hidden.push(Hidden {
-                        width: d.width,
-                        w_std: d.w_std,
-                        b_std: d.b_std,
-                        activation: Activation::Identity,
-                    });
+                    hidden.push(d.then(Activation::Identity));
                 }
                 match lower_readout(call) {
                     Ok(r) => readout = Some(r),
@@ -181,7 +183,7 @@ pub fn lower(layers: &[LayerCall]) -> Result<Network, Error> {
         };
         match (activation, pending.take()) {
             (Ok(activation), Some(d)) => {
-                hidden.push(Hidden { width: d.width, w_std: d.w_std, b_std: d.b_std, activation });
+                hidden.push(d.then(activation));
             }
             (Err(e), _) => errors.push(e),
             (Ok(_), None) => errors.push(Error::new(

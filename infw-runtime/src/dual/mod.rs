@@ -13,7 +13,7 @@ pub mod real;
 pub use angle::{acos, asin, gather_vars, splat_vars, Angle, Var};
 pub use erf::Erf;
 pub use piecewise_linear::PiecewiseLinear;
-pub use real::{gather_values, splat_values, F64x4, Real};
+pub use real::{gather_values, sign0, splat_values, F64x4, Real};
 
 use crate::program::{Parallel, Want};
 

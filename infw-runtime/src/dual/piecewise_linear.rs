@@ -22,16 +22,7 @@ pub struct PiecewiseLinear {
 
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
-#[inline(always)]
-fn sign(x: f64) -> f64 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
+use super::sign0 as sign;
 
 impl PiecewiseLinear {
     pub const RELU: PiecewiseLinear = PiecewiseLinear { pos: 1.0, neg: 0.0 };

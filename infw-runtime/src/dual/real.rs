@@ -106,6 +106,12 @@ impl Real for f64 {
     }
 }
 
+/// sign with sign(0) = 0 (SPEC §4); `f64::signum` would give ±1 at ±0.
+#[inline(always)]
+pub fn sign0(x: f64) -> f64 {
+    <f64 as Real>::signum0(x)
+}
+
 /// Four lanes of f64.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[repr(C, align(32))]

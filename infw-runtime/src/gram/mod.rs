@@ -168,17 +168,9 @@ fn run_with<K: KernelProgram>(
             }))
         })
         .collect();
-    let t_sign = want.needs_sign_dot(program.hidden_layers()).then(|| {
-        t.mapv(|v| {
-            if v > 0.0 {
-                1.0
-            } else if v < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }
-        })
-    });
+    let t_sign = want
+        .needs_sign_dot(program.hidden_layers())
+        .then(|| t.mapv(crate::dual::sign0));
 
     let flags = [want.nngp, want.ntk, want.readout, want.hidden];
     let mut outputs: [Option<Array2<f64>>; 4] =
@@ -225,23 +217,19 @@ fn run_with<K: KernelProgram>(
                 let j0 = if mirror { i0 } else { 0 };
                 // One matrix product per band feeds every pair of the band.
                 let xb = x.slice(s![i0..i0 + bn, ..]);
-                let mut dot_blk = scratch.dots.slice_mut(s![..bn, j0..m]);
-                ndarray::linalg::general_mat_mul(
-                    inv_d,
-                    &xb,
-                    &t.slice(s![j0.., ..]).t(),
-                    0.0,
-                    &mut dot_blk,
-                );
-                if let Some(ts) = &t_sign {
-                    let mut sblk = scratch.sign_dots.slice_mut(s![..bn, j0..m]);
+                let product = |rhs: &ArrayView2<f64>, dst: &mut Array2<f64>| {
+                    let mut blk = dst.slice_mut(s![..bn, j0..m]);
                     ndarray::linalg::general_mat_mul(
                         inv_d,
                         &xb,
-                        &ts.slice(s![j0.., ..]).t(),
+                        &rhs.slice(s![j0.., ..]).t(),
                         0.0,
-                        &mut sblk,
+                        &mut blk,
                     );
+                };
+                product(&t, &mut scratch.dots);
+                if let Some(ts) = &t_sign {
+                    product(&ts.view(), &mut scratch.sign_dots);
                 }
                 for r in 0..bn {
                     let i = i0 + r;

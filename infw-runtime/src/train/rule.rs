@@ -71,16 +71,7 @@ impl UpdateRule for AdamLimit {
     }
 }
 
-/// sign with sign(0) = 0 (SPEC §4); `f64::signum` would give ±1 at ±0.
-fn sign(x: f64) -> f64 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
+use crate::dual::sign0 as sign;
 
 #[cfg(test)]
 mod tests {
