@@ -41,8 +41,10 @@ pub struct Budget {
     pub adam_limit_ce_rates: &'static [f64],
     /// SGD on the NTK-parameterized network and its linearization.
     pub sgd_rates: &'static [f64],
-    /// Adam on the NTK-parameterized network and its linearization.
+    /// Adam on the NTK-parameterized network.
     pub adam_rates: &'static [f64],
+    /// Adam on the linearization.
+    pub lin_adam_rates: &'static [f64],
     pub std_sgd_rates: &'static [f64],
     pub std_adam_rates: &'static [f64],
     /// Kernel-regression ridge λ as a multiple of mean diag K.
@@ -71,7 +73,8 @@ impl Budget {
                 adam_limit_mse_rates: &[0.1, 0.3],
                 adam_limit_ce_rates: &[0.3, 1.0],
                 sgd_rates: &[0.3, 1.0],
-                adam_rates: &[0.003, 0.01],
+                adam_rates: &[0.01, 0.03],
+                lin_adam_rates: &[0.003, 0.01],
                 std_sgd_rates: &[0.03, 0.1],
                 std_adam_rates: &[3e-4, 1e-3],
                 ridges: &[1e-4, 1e-2],
@@ -81,7 +84,7 @@ impl Budget {
             }
         } else {
             Budget {
-                limit_epochs: 15,
+                limit_epochs: 30,
                 finite_epochs: 12,
                 batch: 64,
                 min_steps: 400,
@@ -90,10 +93,11 @@ impl Budget {
                 ntk_ce_rates: &[0.3, 1.0, 3.0, 10.0],
                 adam_limit_mse_rates: &[0.03, 0.1, 0.3, 1.0],
                 adam_limit_ce_rates: &[0.3, 1.0, 3.0, 10.0],
-                sgd_rates: &[0.1, 0.3, 1.0],
-                adam_rates: &[0.003, 0.01, 0.03],
-                std_sgd_rates: &[0.03, 0.1, 0.3],
-                std_adam_rates: &[3e-4, 1e-3, 3e-3],
+                sgd_rates: &[0.3, 1.0, 3.0],
+                adam_rates: &[0.01, 0.03, 0.1],
+                lin_adam_rates: &[0.001, 0.003, 0.01, 0.03],
+                std_sgd_rates: &[0.03, 0.1, 0.3, 1.0],
+                std_adam_rates: &[1e-3, 3e-3, 1e-2],
                 ridges: &[1e-6, 1e-4, 1e-2, 1e-1],
                 exact_subsample: 500,
                 exact_epochs: 4,
@@ -138,6 +142,11 @@ pub struct Outcome {
     pub n_train: usize,
     /// Test accuracy after every epoch of the final training.
     pub curve: Vec<f64>,
+    /// Exact finite counterparts: fraction of test arg-max predictions equal to those of
+    /// the limit started from the same initial function (NaN elsewhere).
+    pub agreement: f64,
+    /// Exact finite counterparts: ‖f − f_lim‖/‖f_lim‖ on the test set (NaN elsewhere).
+    pub rel_diff: f64,
     pub note: String,
 }
 
@@ -218,6 +227,8 @@ impl<K> Ctx<'_, K> {
             select_seconds: 0.0,
             n_train: self.train.labels.len(),
             curve: vec![],
+            agreement: f64::NAN,
+            rel_diff: f64::NAN,
             note: String::new(),
         }
     }
@@ -453,12 +464,34 @@ struct Exact<'a> {
     note: String,
 }
 
-/// One run of the exact group: the finite network `factor` × wider, or the limit started
-/// from f_0 = 0 or from that network's initial function.
+/// One run of the exact group: the finite network `factor` × wider (followed by its limit
+/// started from the same initial function, to compare outputs), or the limit from f_0 = 0.
 #[derive(Clone, Copy, Debug)]
 enum ExactRun {
     Finite { factor: usize },
-    Limit { f0_of: Option<usize> },
+    Limit,
+}
+
+/// Agreement of the arg-max predictions and ‖F − L‖/‖L‖ (Frobenius) of two output matrices.
+fn compare(f: &ndarray::Array2<f64>, l: &ndarray::Array2<f64>) -> (f64, f64) {
+    let agree = f
+        .outer_iter()
+        .zip(l.outer_iter())
+        .filter(|(a, b)| argmax(a.iter()) == argmax(b.iter()))
+        .count() as f64
+        / f.nrows().max(1) as f64;
+    let diff = (f - l).iter().map(|v| v * v).sum::<f64>().sqrt();
+    let norm = l.iter().map(|v| v * v).sum::<f64>().sqrt();
+    (agree, diff / norm)
+}
+
+fn argmax<'a>(row: impl Iterator<Item = &'a f64>) -> usize {
+    row.enumerate()
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+        )
+        .0
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -467,7 +500,7 @@ fn exact_job<R: LimitRule + Copy, K: KernelProgram>(
     ex: &Exact<'_>,
     rule: R,
     limit: &Outcome,
-    model: &str,
+    names: (&str, &str),
     opt: Opt,
     run: ExactRun,
 ) -> infw::Result<Vec<Outcome>> {
@@ -477,78 +510,114 @@ fn exact_job<R: LimitRule + Copy, K: KernelProgram>(
         Loss::CrossEntropy
     };
     let epochs = ctx.budget.exact_epochs;
-    let mut o = ctx.outcome(Group::Exact, model, loss);
-    o.n_train = ex.sub.labels.len();
-    if !limit.lr.is_finite() {
+    let lr = limit.lr;
+    let new = |model: &str| {
+        let mut o = ctx.outcome(Group::Exact, model, loss);
+        o.n_train = ex.sub.labels.len();
+        o.lr = lr;
+        o.epochs = epochs;
+        o.hyper = format!("η={lr:.4} (the limit's) epochs={epochs} batch=1");
+        o
+    };
+    if !lr.is_finite() {
+        let mut o = new(names.0);
         o.note = "no learning rate: the limit's grid diverged".into();
         return Ok(vec![o]);
     }
-    let lr = limit.lr;
-    let c: Curve = match run {
-        ExactRun::Limit { f0_of } => {
-            let f0 = match f0_of {
-                Some(factor) => Some(initial_outputs(
-                    ctx.net,
-                    factor,
-                    ctx.classes,
-                    ex.sub.x,
-                    ctx.test.x,
-                )?),
-                None => None,
-            };
-            let c = train_limit(
-                rule,
-                &ex.k_sub,
-                &ex.sub,
-                &ex.k_test_sub,
-                &ctx.test,
-                lr,
-                loss,
-                epochs,
-                f0,
-            )?;
-            o.note = format!(
-                "{}; last iterate (the finite runs have no averaging); averaged iterate {:.1} %; ",
-                match f0_of {
-                    Some(f) => format!("f_0 = the width-{} network's initial outputs", 512 * f),
-                    None => "f_0 = 0".into(),
-                },
-                100.0 * c.acc.last().copied().unwrap_or(f64::NAN)
-            );
-            Curve {
-                acc: c.last_iterate.clone(),
-                ..c
-            }
+    let finish = |mut o: Outcome, c: Curve| {
+        o.test_acc = c
+            .acc
+            .last()
+            .copied()
+            .filter(|_| c.diverged_at.is_none())
+            .unwrap_or(f64::NAN);
+        o.seconds = c.seconds;
+        if let Some(ep) = c.diverged_at {
+            o.note += &format!("diverged in epoch {ep}; ");
+        }
+        o.note += &ex.note;
+        o.curve = c.acc;
+        let extra = if o.agreement.is_finite() {
+            format!(
+                "; vs its limit: {:.1} % same predictions, ‖f−f_lim‖/‖f_lim‖ = {:.3}",
+                100.0 * o.agreement,
+                o.rel_diff
+            )
+        } else {
+            String::new()
+        };
+        ctx.say(format!(
+            "  {:<14} {:<28} {:<3} {:>6.2} %  ({}, {:.1} s{extra})",
+            ctx.name,
+            o.model,
+            o.loss,
+            100.0 * o.test_acc,
+            o.hyper,
+            o.seconds
+        ));
+        o
+    };
+    // The limit (last iterate) on the subsample, from f_0 = 0 or the given f_0.
+    let limit_run = |f0_of: Option<usize>, name: &str| -> infw::Result<(Outcome, Curve)> {
+        let f0 = match f0_of {
+            Some(factor) => Some(initial_outputs(
+                ctx.net,
+                factor,
+                ctx.classes,
+                ex.sub.x,
+                ctx.test.x,
+            )?),
+            None => None,
+        };
+        let c = train_limit(
+            rule,
+            &ex.k_sub,
+            &ex.sub,
+            &ex.k_test_sub,
+            &ctx.test,
+            lr,
+            loss,
+            epochs,
+            f0,
+        )?;
+        let mut o = new(name);
+        o.note = format!(
+            "{}; last iterate (the finite runs have no averaging); averaged iterate {:.1} %; ",
+            match f0_of {
+                Some(f) => format!("f_0 = the width-{} network's initial outputs", 512 * f),
+                None => "f_0 = 0".into(),
+            },
+            100.0 * c.acc.last().copied().unwrap_or(f64::NAN)
+        );
+        let c = Curve {
+            acc: c.last_iterate.clone(),
+            ..c
+        };
+        Ok((o, c))
+    };
+    match run {
+        ExactRun::Limit => {
+            let (o, c) = limit_run(None, names.0)?;
+            Ok(vec![finish(o, c)])
         }
         ExactRun::Finite { factor } => {
             let m = build(ctx.net, Arch::Ntk, factor, ctx.d, ctx.classes)?;
-            train_finite(m, opt, &ex.sub, &ctx.test, lr, loss, epochs, 1)?
+            let c = train_finite(m, opt, &ex.sub, &ctx.test, lr, loss, epochs, 1)?;
+            let (lo, lc) = limit_run(Some(factor), names.1)?;
+            let mut o = new(names.0);
+            if let (Some(f), Some(l)) = (&c.outputs, &lc.outputs) {
+                (o.agreement, o.rel_diff) = compare(f, l);
+                o.note = format!(
+                    "same init, same example order as the limit from its f_0: {:.1} % of test predictions agree, relative output difference {:.3}; ",
+                    100.0 * o.agreement,
+                    o.rel_diff
+                );
+            }
+            let o = finish(o, c);
+            let lo = finish(lo, lc);
+            Ok(vec![o, lo])
         }
-    };
-    o.lr = lr;
-    o.epochs = epochs;
-    o.hyper = format!("η={lr:.4} (the limit's) epochs={epochs} batch=1");
-    o.test_acc = c
-        .acc
-        .last()
-        .copied()
-        .filter(|_| c.diverged_at.is_none())
-        .unwrap_or(f64::NAN);
-    o.seconds = c.seconds;
-    if let Some(ep) = c.diverged_at {
-        o.note += &format!("diverged in epoch {ep}; ");
     }
-    o.note += &ex.note;
-    o.curve = c.acc;
-    ctx.say(format!(
-        "  {:<14} {model:<28} {:<3} {:>6.2} %  ({}, {:.1} s)",
-        ctx.name,
-        o.loss,
-        100.0 * o.test_acc,
-        o.hyper,
-        o.seconds
-    ));
-    Ok(vec![o])
 }
 
 fn progress(len: u64, name: &str) -> ProgressBar {
@@ -588,7 +657,7 @@ pub fn run_dataset<K: KernelProgram + Clone + Sync>(
         .fold(0.0f64, |m, &v| m.max(v));
     let classes = data.classes;
     let all_test: Vec<usize> = (0..data.x_test.nrows()).collect();
-    let n_jobs = 1 + 2 * (2 + 6) + 2 * 10;
+    let n_jobs = 1 + 2 * (2 + 6) + 2 * 6;
     let ctx = Ctx {
         net,
         budget,
@@ -644,7 +713,7 @@ pub fn run_dataset<K: KernelProgram + Clone + Sync>(
                 Group::Main,
                 Arch::Linearized { centered: true },
                 Opt::Adam,
-                budget.adam_rates,
+                budget.lin_adam_rates,
             ),
             (
                 "finite SGD",
@@ -757,41 +826,31 @@ pub fn run_dataset<K: KernelProgram + Clone + Sync>(
     for loss in ["MSE", "CE"] {
         let ntk = find("NTK limit (SGD)", loss);
         let adam = find("Adam limit", loss);
-        for (run, ntk_name, adam_name) in [
+        for (run, ntk_names, adam_names) in [
             (
                 ExactRun::Finite { factor: 4 },
-                "per-example SGD, w=2048",
-                "sign descent, w=2048",
+                ("per-example SGD, w=2048", "NTK limit from w=2048's f0"),
+                ("sign descent, w=2048", "Adam limit from w=2048's f0"),
             ),
             (
                 ExactRun::Finite { factor: 1 },
-                "per-example SGD, w=512",
-                "sign descent, w=512",
+                ("per-example SGD, w=512", "NTK limit from w=512's f0"),
+                ("sign descent, w=512", "Adam limit from w=512's f0"),
             ),
             (
-                ExactRun::Limit { f0_of: None },
-                "NTK limit, last iterate, f0=0",
-                "Adam limit, last iterate, f0=0",
-            ),
-            (
-                ExactRun::Limit { f0_of: Some(1) },
-                "NTK limit from w=512's f0",
-                "Adam limit from w=512's f0",
-            ),
-            (
-                ExactRun::Limit { f0_of: Some(4) },
-                "NTK limit from w=2048's f0",
-                "Adam limit from w=2048's f0",
+                ExactRun::Limit,
+                ("NTK limit, last iterate, f0=0", ""),
+                ("Adam limit, last iterate, f0=0", ""),
             ),
         ] {
             let (ntk, adam) = (ntk.clone(), adam.clone());
             jobs.push(Box::new(move || {
-                let r = exact_job(c, ex, NtkSgd, &ntk, ntk_name, Opt::Sgd, run);
+                let r = exact_job(c, ex, NtkSgd, &ntk, ntk_names, Opt::Sgd, run);
                 pb.inc(1);
                 r
             }));
             jobs.push(Box::new(move || {
-                let r = exact_job(c, ex, AdamLimit, &adam, adam_name, Opt::SignLimit, run);
+                let r = exact_job(c, ex, AdamLimit, &adam, adam_names, Opt::SignLimit, run);
                 pb.inc(1);
                 r
             }));

@@ -43,6 +43,8 @@ pub struct Curve {
     pub acc: Vec<f64>,
     /// For the function-space limits: the last iterate's accuracy (`acc` is the averaged one).
     pub last_iterate: Vec<f64>,
+    /// Outputs on the scoring set at the end (the last iterate for the limits).
+    pub outputs: Option<Array2<f64>>,
     pub seconds: f64,
     pub diverged_at: Option<usize>,
 }
@@ -124,6 +126,7 @@ pub fn train_limit<R: LimitRule>(
         }
         curve.acc.push(accuracy(mean.view(), eval.labels)?);
         curve.last_iterate.push(accuracy(last.view(), eval.labels)?);
+        curve.outputs = Some(last);
     }
     curve.seconds = start.elapsed().as_secs_f64();
     Ok(curve)
@@ -252,9 +255,14 @@ pub fn train_finite(
         r?;
         None
     };
+    let outputs = match diverged_at {
+        None => Some(model.predict(eval.x)?),
+        Some(_) => None,
+    };
     Ok(Curve {
         acc,
         last_iterate: vec![],
+        outputs,
         seconds: start.elapsed().as_secs_f64(),
         diverged_at,
     })

@@ -61,8 +61,9 @@ pub fn preamble(b: &Budget, quick: bool) {
     );
     println!("  both limits: f_0 = 0, constant rate, reported iterate = running mean of f over all steps (the limit of weight averaging)");
     println!(
-        "  finite nets, mini-batch {} (≤ max({}, enough epochs for {} steps, capped at {}) epochs), init seed 0: NTK-param / linearized SGD η ∈ {:?}, Adam η ∈ {:?} (β = 0.9, 0.999, ε = 1e-8); standard-param SGD η ∈ {:?}, Adam η ∈ {:?}",
-        b.batch, b.finite_epochs, b.min_steps, b.max_finite_epochs, b.sgd_rates, b.adam_rates, b.std_sgd_rates, b.std_adam_rates
+        "  finite nets, mini-batch {} (≤ max({}, enough epochs for {} steps, capped at {}) epochs), init seed 0, plain SGD (no momentum) and Adam (β = 0.9, 0.999, ε = 1e-8): \
+         NTK-param and linearized SGD η ∈ {:?}; NTK-param Adam η ∈ {:?}; linearized Adam η ∈ {:?}; standard-param SGD η ∈ {:?}, Adam η ∈ {:?}",
+        b.batch, b.finite_epochs, b.min_steps, b.max_finite_epochs, b.sgd_rates, b.adam_rates, b.lin_adam_rates, b.std_sgd_rates, b.std_adam_rates
     );
     println!(
         "  linearized = f(x;θ0) + J(x;θ0)(θ−θ0) minus f(x;θ0) (centred: starts at f = 0 like the limits){}",
@@ -179,6 +180,56 @@ pub fn table(all: &[Outcome]) -> String {
     s
 }
 
+/// Each exact finite counterpart against the limit started from its own f_0.
+pub fn exact_table(all: &[Outcome]) -> String {
+    let names = datasets(all);
+    let mut s = String::from("| finite counterpart | loss |");
+    for n in &names {
+        let _ = write!(s, " {n}: finite / limit % | agree % | rel. diff |");
+    }
+    s.push_str("\n|---|---|");
+    for _ in &names {
+        s.push_str("---:|---:|---:|");
+    }
+    s.push('\n');
+    let pairs = [
+        ("per-example SGD, w=512", "NTK limit from w=512's f0"),
+        ("per-example SGD, w=2048", "NTK limit from w=2048's f0"),
+        ("sign descent, w=512", "Adam limit from w=512's f0"),
+        ("sign descent, w=2048", "Adam limit from w=2048's f0"),
+    ];
+    for loss in ["MSE", "CE"] {
+        for (finite, limit) in pairs {
+            let _ = write!(s, "| {finite} | {loss} |");
+            for n in &names {
+                let get = |m: &str| {
+                    all.iter()
+                        .find(|o| &o.dataset == n && o.model == m && o.loss == loss)
+                };
+                match (get(finite), get(limit)) {
+                    (Some(f), Some(l)) => {
+                        let _ = write!(
+                            s,
+                            " {} / {} | {} | {} |",
+                            pct(f.test_acc),
+                            pct(l.test_acc),
+                            pct(f.agreement),
+                            if f.rel_diff.is_finite() {
+                                format!("{:.3}", f.rel_diff)
+                            } else {
+                                "—".into()
+                            }
+                        );
+                    }
+                    _ => s.push_str(" | | |"),
+                }
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
 /// Prints the table and writes the CSVs and the chart into `out`.
 pub fn write(
     out: &Path,
@@ -202,10 +253,18 @@ pub fn write(
     println!();
     print!("{}", table(all));
     println!();
+    println!(
+        "exact counterparts against their limits (per-example, same init, same example order, same η; \
+         the limit started from the finite network's own initial outputs): test accuracy finite / limit, \
+         % of test predictions that agree, relative output difference ‖f − f_lim‖/‖f_lim‖:"
+    );
+    println!();
+    print!("{}", exact_table(all));
+    println!();
     println!("total wall time: {wall:.0} s");
 
     let mut csv = String::from(
-        "dataset,group,model,loss,hyperparameters,learning_rate,epochs,batch,n_train,validation_accuracy,test_accuracy,seconds,search_seconds,note\n",
+        "dataset,group,model,loss,hyperparameters,learning_rate,epochs,batch,n_train,validation_accuracy,test_accuracy,seconds,search_seconds,agreement_with_limit,relative_difference_to_limit,note\n",
     );
     for o in all {
         let batch = match o.group {
@@ -220,7 +279,7 @@ pub fn write(
         };
         let _ = writeln!(
             csv,
-            "{},{:?},{},{},{},{},{},{},{},{},{},{:.3},{:.3},{}",
+            "{},{:?},{},{},{},{},{},{},{},{},{},{:.3},{:.3},{},{},{}",
             csv_field(&o.dataset),
             o.group,
             csv_field(&o.model),
@@ -238,6 +297,8 @@ pub fn write(
             num(o.test_acc),
             o.seconds,
             o.select_seconds,
+            num(o.agreement),
+            num(o.rel_diff),
             csv_field(&o.note)
         );
     }
@@ -260,16 +321,24 @@ pub fn write(
     }
     let p = out.join("curves.csv");
     std::fs::write(&p, curves).map_err(|e| io(&p, e))?;
+    let p = out.join("table.md");
+    std::fs::write(&p, format!("{}\n{}", table(all), exact_table(all))).map_err(|e| io(&p, e))?;
 
-    let p = out.join("accuracy.svg");
-    chart(&p, all).map_err(|e| format!("cannot draw {}: {e}", p.display()))?;
+    for name in ["accuracy.svg", "accuracy.png"] {
+        let p = out.join(name);
+        chart(&p, all).map_err(|e| format!("cannot draw {}: {e}", p.display()))?;
+    }
     println!(
-        "wrote {}, {}, {}",
-        out.join("results.csv").display(),
-        out.join("curves.csv").display(),
-        p.display()
+        "wrote results.csv, curves.csv, table.md, accuracy.svg and accuracy.png in {}",
+        out.display()
     );
     Ok(())
+}
+
+/// The limits started from a finite network's f_0 are left off the chart (they are in
+/// the exact-counterpart table), to keep it readable.
+fn on_chart(model: &str) -> bool {
+    !model.contains("'s f0")
 }
 
 /// A colour per model (fixed, so the same model has the same colour in every panel).
@@ -301,14 +370,37 @@ fn colour(model: &str) -> RGBColor {
     P[model_rank(model) % P.len()]
 }
 
-/// Test accuracy per epoch: one panel per (loss, dataset), kernel regression as flat lines.
+const PANEL: (u32, u32) = (420, 320);
+const LEGEND_WIDTH: u32 = 250;
+
+/// The chart's size in pixels for `all`'s datasets.
+fn chart_size(all: &[Outcome]) -> (u32, u32) {
+    let d = datasets(all).len().max(1) as u32;
+    (PANEL.0 * d + LEGEND_WIDTH, PANEL.1 * 2)
+}
+
+/// The chart as SVG (`.svg`) or PNG (any other extension).
 pub fn chart(path: &Path, all: &[Outcome]) -> Result<(), Box<dyn std::error::Error>> {
+    let size = chart_size(all);
+    if path.extension().is_some_and(|e| e == "svg") {
+        draw(SVGBackend::new(path, size).into_drawing_area(), all)
+    } else {
+        draw(BitMapBackend::new(path, size).into_drawing_area(), all)
+    }
+}
+
+/// Test accuracy per epoch: one panel per (loss, dataset), kernel regression as flat lines.
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    all: &[Outcome],
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
     let names = datasets(all);
     let losses = ["MSE", "CE"];
-    let (pw, ph, legend_w) = (420u32, 320u32, 250u32);
-    let w = pw * names.len().max(1) as u32 + legend_w;
-    let h = ph * losses.len() as u32;
-    let root = SVGBackend::new(path, (w, h)).into_drawing_area();
+    let (w, _) = chart_size(all);
+    let legend_w = LEGEND_WIDTH;
     root.fill(&WHITE)?;
     let (panels, legend) = root.split_horizontally(w - legend_w);
     let cells = panels.split_evenly((losses.len(), names.len().max(1)));
@@ -333,11 +425,13 @@ pub fn chart(path: &Path, all: &[Outcome]) -> Result<(), Box<dyn std::error::Err
                 .margin(8)
                 .x_label_area_size(30)
                 .y_label_area_size(40)
-                .build_cartesian_2d(1f64..max_e as f64, lo..100f64)?;
+                .build_cartesian_2d(1i32..max_e as i32, lo..100f64)?;
             chart
                 .configure_mesh()
                 .x_desc("epoch")
                 .y_desc("test accuracy %")
+                .x_labels(max_e.min(10))
+                .light_line_style(RGBColor(238, 238, 238))
                 .label_style(("sans-serif", 12))
                 .draw()?;
             for o in rows {
@@ -348,18 +442,18 @@ pub fn chart(path: &Path, all: &[Outcome]) -> Result<(), Box<dyn std::error::Err
                     if o.test_acc.is_finite() {
                         let y = 100.0 * o.test_acc;
                         chart.draw_series(LineSeries::new(
-                            [(1.0, y), (max_e as f64, y)],
+                            [(1, y), (max_e as i32, y)],
                             c.stroke_width(1),
                         ))?;
                     }
                     continue;
                 }
-                let pts: Vec<(f64, f64)> = o
+                let pts: Vec<(i32, f64)> = o
                     .curve
                     .iter()
                     .enumerate()
                     .filter(|(_, a)| a.is_finite())
-                    .map(|(e, a)| ((e + 1) as f64, 100.0 * a))
+                    .map(|(e, a)| ((e + 1) as i32, 100.0 * a))
                     .collect();
                 chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(width)))?;
                 if finite_exact {
@@ -371,7 +465,10 @@ pub fn chart(path: &Path, all: &[Outcome]) -> Result<(), Box<dyn std::error::Err
     // The legend: one entry per model that appears.
     legend.fill(&WHITE)?;
     let mut y = 20;
-    for m in MODELS.iter().filter(|m| all.iter().any(|o| o.model == **m)) {
+    for m in MODELS
+        .iter()
+        .filter(|m| on_chart(m) && all.iter().any(|o| o.model == **m))
+    {
         let c = colour(m);
         let exact = all.iter().any(|o| o.model == *m && o.group == Group::Exact);
         legend.draw(&PathElement::new(
