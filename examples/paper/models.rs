@@ -41,6 +41,8 @@ impl<'a> Part<'a> {
 #[derive(Clone, Debug, Default)]
 pub struct Curve {
     pub acc: Vec<f64>,
+    /// Mean loss on the scoring set per epoch (breaks accuracy ties when choosing).
+    pub loss: Vec<f64>,
     /// For the function-space limits: the last iterate's accuracy (`acc` is the averaged one).
     pub last_iterate: Vec<f64>,
     /// Outputs on the scoring set at the end (the last iterate for the limits).
@@ -125,11 +127,22 @@ pub fn train_limit<R: LimitRule>(
             break;
         }
         curve.acc.push(accuracy(mean.view(), eval.labels)?);
+        curve.loss.push(mean_loss(loss, mean.view(), eval.y.view()));
         curve.last_iterate.push(accuracy(last.view(), eval.labels)?);
         curve.outputs = Some(last);
     }
     curve.seconds = start.elapsed().as_secs_f64();
     Ok(curve)
+}
+
+/// Mean per-example loss of predictions `f` against targets `y`.
+pub fn mean_loss(loss: Loss, f: ArrayView2<f64>, y: ArrayView2<f64>) -> f64 {
+    let total: f64 = f
+        .outer_iter()
+        .zip(y.outer_iter())
+        .map(|(a, b)| loss.value(&a.to_vec(), &b.to_vec()))
+        .sum();
+    total / f.nrows().max(1) as f64
 }
 
 /// Kernel regression K*(K + λI)⁻¹Y with λ = `ridge` · mean diag K; returns (accuracy, s).
@@ -240,7 +253,11 @@ pub fn train_finite(
         seed: SEED,
     };
     let mut acc = Vec::with_capacity(epochs);
-    let mut record = |r: &finite::EpochRecord| acc.push(r.test_accuracy.unwrap_or(f64::NAN));
+    let mut losses = Vec::with_capacity(epochs);
+    let mut record = |r: &finite::EpochRecord| {
+        acc.push(r.test_accuracy.unwrap_or(f64::NAN));
+        losses.push(r.test_loss.unwrap_or(f64::NAN));
+    };
     let r = finite::train(
         &mut *model,
         &mut *optimizer,
@@ -261,6 +278,7 @@ pub fn train_finite(
     };
     Ok(Curve {
         acc,
+        loss: losses,
         last_iterate: vec![],
         outputs,
         seconds: start.elapsed().as_secs_f64(),

@@ -50,7 +50,7 @@ pub fn preamble(b: &Budget, quick: bool) {
          then the model is retrained on the whole training set and scored on the test set",
         100.0 * VALIDATION
     );
-    println!("grids (learning rate η; the epoch count is chosen too, as the best epoch of the validation curve):");
+    println!("grids (learning rate η; the epoch count is chosen too, as the best epoch of the validation curve; accuracy ties go to the lower validation loss):");
     println!(
         "  NTK limit (per-example NTK-SGD in function space), ≤ {} epochs: MSE η = c / max Θ(x,x), c ∈ {:?}; CE η ∈ {:?}",
         b.limit_epochs, b.ntk_mse_fractions, b.ntk_ce_rates
