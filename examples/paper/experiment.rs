@@ -84,8 +84,8 @@ impl Budget {
             }
         } else {
             Budget {
-                limit_epochs: 40,
-                finite_epochs: 20,
+                limit_epochs: 60,
+                finite_epochs: 30,
                 batch: 64,
                 min_steps: 400,
                 max_finite_epochs: 50,
@@ -93,7 +93,7 @@ impl Budget {
                 ntk_ce_rates: &[0.3, 1.0, 3.0, 10.0],
                 adam_limit_mse_rates: &[0.03, 0.1, 0.3, 1.0],
                 adam_limit_ce_rates: &[0.3, 1.0, 3.0, 10.0],
-                sgd_rates: &[0.3, 1.0, 3.0],
+                sgd_rates: &[0.3, 1.0, 3.0, 10.0],
                 adam_rates: &[0.01, 0.03, 0.1],
                 lin_adam_rates: &[0.001, 0.003, 0.01, 0.03],
                 std_sgd_rates: &[0.03, 0.1, 0.3, 1.0],
