@@ -22,7 +22,8 @@ OPTIONS:
     --data DIR        your own data: DIR/train.csv and DIR/test.csv laid out like the
                       embedded ones (header label,f0,..; column 0 = class 0..C-1)
                       (repeatable; replaces the default list)
-    --out DIR         where results.csv, curves.csv and accuracy.svg go (default: results/)
+    --out DIR         where results.csv, curves.csv, table.md and accuracy.svg/.png go
+                      (default: results/)
     -h, --help        this text
 ";
 

@@ -3,8 +3,9 @@
 //! Adam-like limit close that gap? One architecture, every model, the same data.
 //!
 //! Run: `cargo run --release --example paper` (≤ 20 minutes on 2 cores), `-- --quick`
-//! (≤ 2 minutes), `-- --help` for the options. Writes `results/results.csv`,
-//! `results/curves.csv` and `results/accuracy.svg`.
+//! (≤ 2 minutes), `-- --help` for the options. Writes `results/results.csv`, `results/table.md`,
+//! `results/curves.csv` and the chart `results/accuracy.svg` (and `.png`). The measured
+//! default run and what it says about the claim: docs/experiment.md.
 //!
 //! Layout: `cli` (arguments), `models` (how each model trains and is scored),
 //! `experiment` (grids, validation, jobs), `report` (table, CSV, chart).
