@@ -1,0 +1,39 @@
+//! The experiment infw exists for (SPEC §1, §7): do infinite-width NTKs lose to finite
+//! networks even when the finite networks' feature learning is disabled, and does the
+//! Adam-like limit close that gap? One architecture, every model, the same data.
+//!
+//! Run: `cargo run --release --example paper` (≤ 20 minutes on 2 cores), `-- --quick`
+//! (≤ 2 minutes), `-- --help` for the options. Writes `results/results.csv`, `results/table.md`,
+//! `results/curves.csv` and the chart `results/accuracy.svg` (and `.png`). The measured
+//! default run and what it says about the claim: docs/experiment.md.
+//!
+//! Layout: `cli` (arguments), `models` (how each model trains and is scored),
+//! `experiment` (grids, validation, jobs), `report` (table, CSV, chart).
+
+mod cli;
+mod experiment;
+mod models;
+mod report;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let opts = match cli::parse(std::env::args().skip(1)) {
+        Ok(cli::Command::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(cli::Command::Run(opts)) => opts,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match experiment::run(&opts) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
