@@ -34,7 +34,7 @@ fn diagonal_and_positive_multiples_are_exact() {
         [-0.65, 0.1, -0.25, -0.025, 1.1], // −0.5 × row 1
     ];
     let (nngp, ntk) = net.nngp_ntk(&x, &x).unwrap();
-    let w2 = 1.4142135623730951f64 * 1.4142135623730951;
+    let w2 = std::f64::consts::SQRT_2 * std::f64::consts::SQRT_2; // the declared w_std, squared as the compiler folds it
     for i in 0..4 {
         let q = x.row(i).dot(&x.row(i)) / 5.0;
         let (s, t) = relu_diag(q, w2, 2);

@@ -23,6 +23,9 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
             }
             #[derive(Clone, Copy, Debug)]
             struct Program;
+            // The folded constants are the user's numbers (e.g. w_std = 1.4142135623730951)
+            // and their products: lints about them would point into the declaration.
+            #[allow(clippy::all)]
             impl #rt::KernelProgram for Program {
                 type Point<T: #rt::dual::Real> = Point<T>;
                 fn architecture(&self) -> &'static #rt::Architecture {

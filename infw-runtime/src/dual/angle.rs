@@ -137,11 +137,14 @@ pub fn asin<T: Real>(x: T) -> T {
     T::select(small, near_zero, far * x.signum0())
 }
 
-const PIO2_HI: f64 = 1.570_796_326_794_896_558_00e+00;
+/// π/2 rounded to f64 (fdlibm's pio2_hi); PIO2_LO is the rounding error.
+const PIO2_HI: f64 = std::f64::consts::FRAC_PI_2;
+#[allow(clippy::excessive_precision)] // fdlibm's published digits, kept verbatim
 const PIO2_LO: f64 = 6.123_233_995_736_766_035_87e-17;
 
 /// fdlibm's rational approximation R(z) of (asin(√z) − √z)/√z on [0, 1/4].
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // fdlibm's published coefficients, kept verbatim
 fn rational<T: Real>(z: T) -> T {
     const PS0: f64 = 1.666_666_666_666_666_574_15e-01;
     const PS1: f64 = -3.255_658_186_224_009_154_05e-01;

@@ -161,7 +161,7 @@ impl Real for F64x4 {
     }
     #[inline(always)]
     fn clamp_unit(self) -> Self {
-        F64x4(self.0.map(|v| v.max(-1.0).min(1.0)))
+        F64x4(self.0.map(|v| v.clamp(-1.0, 1.0)))
     }
     #[inline(always)]
     fn max_f(self, v: f64) -> Self {
