@@ -6,6 +6,12 @@
 //! into the output rows: no N×N intermediate exists besides the outputs themselves. When
 //! both arguments are the same set and only symmetric kernels are asked for, a band only
 //! computes columns right of its first row and the lower triangle is mirrored afterwards.
+//!
+//! The per-pair pass runs on four training points at a time ([`F64x4`] lanes, compiled
+//! for AVX2+FMA when the CPU has it) and treats every pair as generic; the rare pairs
+//! whose inputs are exactly parallel are recomputed afterwards with correlation ±1
+//! exactly (SPEC §5). Per-thread scratch is `band_rows × N` inner products plus one row
+//! per kernel.
 
 mod parallel_rows;
 
