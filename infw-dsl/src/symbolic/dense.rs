@@ -1,10 +1,12 @@
 //! The dense rule: everything that belongs to a layer's weights (SPEC §2–§4).
 //!
+//! ```text
 //! Forward:  Σˡ = σw_l² E[φφ]ˡ⁻¹ + σb_l²            (SPEC §3)
 //! NTK:      Θˡ = Σˡ + σw_l² Σ̇ˡ⁻¹ Θˡ⁻¹,  Θ¹ = Σ¹   (SPEC §3)
 //! Readout:  R = σw_{L+1} Sᴸ + σb_{L+1}              (SPEC §4)
 //! Hidden:   H = Σ_l (σw_l Sˡ⁻¹ + σb_l) · √(2/π) Πˡ(x,x')/√Πˡ(x',x') · Dˡ,
 //!           Πᴸ = σw_{L+1}², Πˡ⁻¹ = σw_l² Σ̇ˡ Πˡ      (SPEC §4)
+//! ```
 use super::{lit, plus, scaled, State};
 use crate::ir::Network;
 use proc_macro2::TokenStream;

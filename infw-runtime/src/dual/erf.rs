@@ -1,8 +1,10 @@
 //! erf (SPEC §3 and §4 tables): φ(u) = erf(u).
-//!   E[φφ]   = (2/π) asin(2c/√((1+2a)(1+2b)))
-//!   E[φ'φ'] = (4/π)/√((1+2a)(1+2b) − 4c²)
-//!   S       = (2/π) asin(√2 c/√((1+2a) b))      (0 when b = 0: sign φ(0) = 0)
-//!   D       = (2/√π)/√(1+2a)                    (φ' > 0, so D = E[φ'(u)])
+//! ```text
+//! E[φφ]   = (2/π) asin(2c/√((1+2a)(1+2b)))
+//! E[φ'φ'] = (4/π)/√((1+2a)(1+2b) − 4c²)
+//! S       = (2/π) asin(√2 c/√((1+2a) b))      (0 when b = 0: sign φ(0) = 0)
+//! D       = (2/√π)/√(1+2a)                    (φ' > 0, so D = E[φ'(u)])
+//! ```
 //! No arccos appears, so nothing is ill-conditioned at correlation ±1; exact
 //! parallelism still short-cuts c = ±√(ab).
 use super::{asin, Angle, DiagDual, Dual, PairDual, Real, Var};

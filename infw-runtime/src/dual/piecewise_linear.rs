@@ -2,13 +2,15 @@
 //! leaky_relu(α) (1, α), abs (1, −1), identity (1, 1). One rule covers all four
 //! (SPEC §3 and §4 tables); the constants fold once the generated code is inlined.
 //!
-//! With J = E[relu(u)relu(v)] = √(ab)/(2π)(sin θ + (π−θ)cos θ), P₊₊ = (π−θ)/(2π),
-//! P₊₋ = θ/(2π), A = E[relu(u)1[v>0]] = √a(1+ρ)/(2√(2π)) and k = E[u 1[v>0]] = √a ρ/√(2π):
-//!   E[φφ]   = (p−n)² J + p n c
-//!   E[φ'φ'] = (p²+n²) P₊₊ + 2 p n P₊₋
-//!   S       = s₊[pA + n(k−A)] + s₋[p(A−k) − nA],  s₊ = sign p, s₋ = −sign n
-//!   D       = (p·sign p + n·sign n) P₊₊ + (p·sign n + n·sign p) P₊₋
-//! which reduce to the SPEC table rows (checked against the reference values in tests).
+//! ```text
+//! J  = E[relu(u)relu(v)] = √(ab)/(2π)(sin θ + (π−θ)cos θ),  P₊₊ = (π−θ)/(2π),  P₊₋ = θ/(2π)
+//! A  = E[relu(u)1[v>0]] = √a(1+ρ)/(2√(2π)),  k = E[u 1[v>0]] = √a ρ/√(2π)
+//! E[φφ]   = (p−n)² J + p n c
+//! E[φ'φ'] = (p²+n²) P₊₊ + 2 p n P₊₋
+//! S       = s₊[pA + n(k−A)] + s₋[p(A−k) − nA],  s₊ = sign p, s₋ = −sign n
+//! D       = (p·sign p + n·sign n) P₊₊ + (p·sign n + n·sign p) P₊₋
+//! ```
+//! These reduce to the SPEC table rows (checked against the reference values in tests).
 use super::{Angle, DiagDual, Dual, PairDual, Real, Var};
 use crate::program::{Parallel, Want};
 use std::f64::consts::PI;

@@ -32,7 +32,7 @@ pub struct GramParams {
     /// matrix product re-packs the second argument and larger bands amortise it
     /// (measured at N = 4000, d = 784: 15 % less CPU than 32).
     pub band_rows: usize,
-    /// Ask Linux for transparent huge pages for the outputs (see [`output_matrix`]):
+    /// Ask Linux for transparent huge pages for the outputs:
     /// typically 20–35 % faster at N = 4000, but a call can stall on memory compaction
     /// when memory is fragmented (seen here: 0.2 s becoming 0.8 s on a first call).
     pub huge_pages: bool,
