@@ -158,6 +158,9 @@ mod tests {
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use rand_distr::StandardNormal;
 
+    /// A function of the Gaussian pair (u, v) whose mean is estimated.
+    type Integrand<'a> = Box<dyn Fn(f64, f64) -> f64 + 'a>;
+
     const ALL: Want = Want {
         nngp: true,
         ntk: true,
@@ -263,7 +266,7 @@ mod tests {
             for (name, r) in rules() {
                 let k = r.pair(Var::new(a), Var::new(b), c, Parallel::Unknown, ALL);
                 let sign = |x: f64| sign(x);
-                let checks: [(&str, f64, Box<dyn Fn(f64, f64) -> f64>); 4] = [
+                let checks: [(&str, f64, Integrand); 4] = [
                     ("E[φφ]", k.phi, Box::new(|u, v| r.forward(u) * r.forward(v))),
                     (
                         "E[φ'φ']",
