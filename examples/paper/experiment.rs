@@ -295,12 +295,7 @@ fn limit_job<R: LimitRule + Copy, K>(
     o.epochs = e;
     o.val_acc = val;
     o.hyper = format!("η={lr:.4} epochs={e}");
-    o.test_acc = c
-        .acc
-        .last()
-        .copied()
-        .filter(|_| c.diverged_at.is_none())
-        .unwrap_or(f64::NAN);
+    o.test_acc = c.final_accuracy();
     o.seconds = c.seconds;
     o.note = format!(
         "averaged iterate (running mean of f over steps); last iterate {:.1} %; grid (best val % over epochs): {}",
@@ -375,12 +370,7 @@ fn finite_job<K: KernelProgram>(
         o.val_acc = val;
         o.select_seconds = select_seconds;
         o.hyper = format!("η={lr} epochs={e} batch={batch}");
-        o.test_acc = c
-            .acc
-            .last()
-            .copied()
-            .filter(|_| c.diverged_at.is_none())
-            .unwrap_or(f64::NAN);
+        o.test_acc = c.final_accuracy();
         o.seconds = c.seconds;
         o.note = match c.diverged_at {
             Some(ep) => format!("diverged in epoch {ep} of the final training; "),
@@ -536,12 +526,7 @@ fn exact_job<R: LimitRule + Copy, K: KernelProgram>(
         return Ok(vec![o]);
     }
     let finish = |mut o: Outcome, c: Curve| {
-        o.test_acc = c
-            .acc
-            .last()
-            .copied()
-            .filter(|_| c.diverged_at.is_none())
-            .unwrap_or(f64::NAN);
+        o.test_acc = c.final_accuracy();
         o.seconds = c.seconds;
         if let Some(ep) = c.diverged_at {
             o.note += &format!("diverged in epoch {ep}; ");

@@ -51,6 +51,17 @@ pub struct Curve {
     pub diverged_at: Option<usize>,
 }
 
+impl Curve {
+    /// The final score, or NaN when training diverged (a diverged run has no score).
+    pub fn final_accuracy(&self) -> f64 {
+        self.acc
+            .last()
+            .copied()
+            .filter(|_| self.diverged_at.is_none())
+            .unwrap_or(f64::NAN)
+    }
+}
+
 fn diverged<T>(r: &infw::Result<T>) -> bool {
     matches!(r, Err(infw::Error::Diverged { .. }))
 }

@@ -98,16 +98,27 @@ fn mat_mul_t(
     }
 }
 
+/// The input of layer `l` for the first `b` rows: `x` itself, or the previous layer's
+/// activations.
+fn layer_input<'a>(
+    x: ArrayView2<'a, f64>,
+    post: &'a [Array2<f64>],
+    l: usize,
+    b: usize,
+) -> ArrayView2<'a, f64> {
+    if l == 0 {
+        x
+    } else {
+        post[l - 1].slice(s![..b, ..])
+    }
+}
+
 /// Forward pass on rows `x` (b ≤ cap rows): fills `pre` and `post`.
 pub(crate) fn forward(specs: &[LayerSpec], p: &Params, x: ArrayView2<f64>, buf: &mut Buffers) {
     let b = x.nrows();
     for (l, sp) in specs.iter().enumerate() {
         {
-            let input = if l == 0 {
-                x.view()
-            } else {
-                buf.post[l - 1].slice(s![..b, ..])
-            };
+            let input = layer_input(x.view(), &buf.post, l, b);
             let mut h = buf.pre[l].slice_mut(s![..b, ..]);
             mat_mul_t(sp.w_scale, input, &p.weights[l], 0.0, &mut h);
             if sp.b_scale != 0.0 {
@@ -138,11 +149,7 @@ pub(crate) fn forward_tangent(
     let b = x.nrows();
     for (l, sp) in specs.iter().enumerate() {
         {
-            let input = if l == 0 {
-                x.view()
-            } else {
-                buf.post[l - 1].slice(s![..b, ..])
-            };
+            let input = layer_input(x.view(), &buf.post, l, b);
             let mut th = buf.tpre[l].slice_mut(s![..b, ..]);
             mat_mul_t(sp.w_scale, input, &t.weights[l], 0.0, &mut th);
             if l > 0 {
@@ -181,11 +188,7 @@ pub(crate) fn backward(
         let sp = specs[l];
         if let Some((g, accumulate)) = grad.as_mut() {
             let beta = if *accumulate { 1.0 } else { 0.0 };
-            let input = if l == 0 {
-                x.view()
-            } else {
-                buf.post[l - 1].slice(s![..b, ..])
-            };
+            let input = layer_input(x.view(), &buf.post, l, b);
             let d = buf.delta[l].slice(s![..b, ..]);
             if b == 1 {
                 // Outer product a_w δᵀ x, row by row.
