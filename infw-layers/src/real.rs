@@ -13,6 +13,7 @@ pub trait Real:
     + Send
     + Sync
     + Default
+    + std::fmt::Debug
     + Add<Output = Self>
     + Sub<Output = Self>
     + Mul<Output = Self>

@@ -11,8 +11,11 @@
 //! D       = (p·sign p + n·sign n) P₊₊ + (p·sign n + n·sign p) P₊₋
 //! ```
 //! These reduce to the SPEC table rows (checked against the reference values in tests).
-use super::{Angle, DiagDual, Dual, PairDual, Real, Var};
-use crate::program::{Parallel, Want};
+use crate::angle::{Angle, Var};
+use crate::dual::{gather_var, splat_var, DiagDual, Dual, PairDual};
+use crate::pair::{Parallel, Want};
+use crate::real::{F64x4, Real};
+use crate::rule::{Param, Rule};
 use std::f64::consts::PI;
 
 /// Slopes of a piecewise-linear activation on the positive and negative half-lines.
@@ -24,7 +27,7 @@ pub struct PiecewiseLinear {
 
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
-use super::sign0 as sign;
+use crate::real::sign0 as sign;
 
 impl PiecewiseLinear {
     pub const RELU: PiecewiseLinear = PiecewiseLinear { pos: 1.0, neg: 0.0 };
@@ -78,29 +81,43 @@ impl PiecewiseLinear {
 }
 
 impl Dual for PiecewiseLinear {
+    type Point<T: Real> = Var<T>;
+
     #[inline(always)]
-    fn diag(&self, a: f64) -> DiagDual {
+    fn point(&self, a: f64) -> (DiagDual, Var) {
         let (p, n) = (self.pos, self.neg);
         let half_sq = 0.5 * (p * p + n * n);
-        DiagDual {
+        let diag = DiagDual {
             phi: half_sq * a,
             dphi: if a > 0.0 {
                 half_sq
             } else {
                 self.derivative(0.0).powi(2)
             },
-        }
+        };
+        (diag, Var::new(a))
+    }
+
+    #[inline(always)]
+    fn gather(points: [&Var; 4]) -> Var<F64x4> {
+        gather_var(points)
+    }
+
+    #[inline(always)]
+    fn splat(point: &Var) -> Var<F64x4> {
+        splat_var(point)
     }
 
     #[inline(always)]
     fn pair<T: Real>(
         &self,
-        a: Var<T>,
-        b: Var<T>,
+        a: &Var<T>,
+        b: &Var<T>,
         c: T,
         parallel: Parallel,
         want: Want,
     ) -> PairDual<T> {
+        let (a, b) = (*a, *b);
         let (p, n) = (self.pos, self.neg);
         let zero = T::splat(0.0);
         let ang = Angle::new(a, b, c, parallel);
@@ -148,6 +165,123 @@ impl Dual for PiecewiseLinear {
     }
 }
 
+/// The four named members of the family: each a [`Rule`] whose kernels are the core's.
+macro_rules! piecewise_rule {
+    ($(#[$doc:meta])* $name:ident, $grammar:literal, $summary:literal, $core:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq)]
+        pub struct $name;
+
+        impl Dual for $name {
+            type Point<T: Real> = Var<T>;
+            #[inline(always)]
+            fn point(&self, a: f64) -> (DiagDual, Var) {
+                $core.point(a)
+            }
+            #[inline(always)]
+            fn gather(points: [&Var; 4]) -> Var<F64x4> {
+                gather_var(points)
+            }
+            #[inline(always)]
+            fn splat(point: &Var) -> Var<F64x4> {
+                splat_var(point)
+            }
+            #[inline(always)]
+            fn pair<T: Real>(&self, a: &Var<T>, b: &Var<T>, c: T, parallel: Parallel, want: Want) -> PairDual<T> {
+                $core.pair(a, b, c, parallel, want)
+            }
+        }
+
+        impl Rule for $name {
+            const NAME: &'static str = $grammar;
+            const SUMMARY: &'static str = $summary;
+            fn from_params(_: &[f64]) -> Self {
+                $name
+            }
+            #[inline(always)]
+            fn forward(&self, u: f64) -> f64 {
+                $core.forward(u)
+            }
+            #[inline(always)]
+            fn derivative(&self, u: f64) -> f64 {
+                $core.derivative(u)
+            }
+        }
+    };
+}
+
+piecewise_rule!(
+    /// relu: max(u, 0).
+    Relu, "relu", "max(u, 0); arc-cosine closed forms", PiecewiseLinear::RELU
+);
+piecewise_rule!(
+    /// abs: |u|.
+    Abs, "abs", "|u|; arc-cosine closed forms", PiecewiseLinear::ABS
+);
+piecewise_rule!(
+    /// identity: u (what stands between two consecutive `dense` layers).
+    Identity, "identity", "u; exact", PiecewiseLinear::IDENTITY
+);
+
+/// leaky_relu(α): max(u, 0) + α·min(u, 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeakyRelu {
+    pub alpha: f64,
+}
+
+impl LeakyRelu {
+    #[inline(always)]
+    fn core(&self) -> PiecewiseLinear {
+        PiecewiseLinear::leaky(self.alpha)
+    }
+}
+
+impl Dual for LeakyRelu {
+    type Point<T: Real> = Var<T>;
+    #[inline(always)]
+    fn point(&self, a: f64) -> (DiagDual, Var) {
+        self.core().point(a)
+    }
+    #[inline(always)]
+    fn gather(points: [&Var; 4]) -> Var<F64x4> {
+        gather_var(points)
+    }
+    #[inline(always)]
+    fn splat(point: &Var) -> Var<F64x4> {
+        splat_var(point)
+    }
+    #[inline(always)]
+    fn pair<T: Real>(&self, a: &Var<T>, b: &Var<T>, c: T, parallel: Parallel, want: Want) -> PairDual<T> {
+        self.core().pair(a, b, c, parallel, want)
+    }
+}
+
+impl Rule for LeakyRelu {
+    const NAME: &'static str = "leaky_relu";
+    const PARAMS: &'static [Param] = &[Param { name: "alpha", default: None }];
+    const SUMMARY: &'static str = "max(u, 0) + α·min(u, 0); arc-cosine closed forms";
+    fn check(params: &[f64]) -> Result<(), String> {
+        match params {
+            [a] if a.is_finite() && a.abs() <= 1e150 => Ok(()),
+            _ => Err("the slope α must be finite and at most 1e150 in size (its square enters the kernel)".into()),
+        }
+    }
+    fn from_params(params: &[f64]) -> Self {
+        LeakyRelu { alpha: params[0] }
+    }
+    fn params(&self) -> Vec<f64> {
+        vec![self.alpha]
+    }
+    #[inline(always)]
+    fn forward(&self, u: f64) -> f64 {
+        self.core().forward(u)
+    }
+    #[inline(always)]
+    fn derivative(&self, u: f64) -> f64 {
+        self.core().derivative(u)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The one piecewise-linear rule against (1) the SPEC §3–§4 table rows, written out
@@ -190,7 +324,7 @@ mod tests {
     fn general_rule_reduces_to_the_spec_table_rows() {
         for (a, b, c) in CASES {
             let pair =
-                |r: PiecewiseLinear| r.pair(Var::new(a), Var::new(b), c, Parallel::Unknown, ALL);
+                |r: PiecewiseLinear| r.pair(&Var::new(a), &Var::new(b), c, Parallel::Unknown, ALL);
             let rho = c / (a * b).sqrt();
             let theta = rho.acos();
             let tau = 2.0 * PI;
@@ -264,7 +398,7 @@ mod tests {
                 })
                 .collect();
             for (name, r) in rules() {
-                let k = r.pair(Var::new(a), Var::new(b), c, Parallel::Unknown, ALL);
+                let k = r.pair(&Var::new(a), &Var::new(b), c, Parallel::Unknown, ALL);
                 let sign = |x: f64| sign(x);
                 let checks: [(&str, f64, Integrand); 4] = [
                     ("E[φφ]", k.phi, Box::new(|u, v| r.forward(u) * r.forward(v))),

@@ -1,6 +1,6 @@
 //! The correlation and angle of a Gaussian pair, exact at ±1 (SPEC §3, §5).
 use super::real::{F64x4, Real};
-use crate::program::Parallel;
+use crate::pair::Parallel;
 use std::f64::consts::PI;
 
 /// A variance with its square root and inverse square root, computed once per point and

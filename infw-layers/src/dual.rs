@@ -1,21 +1,11 @@
-//! Closed-form dual activations (SPEC §3, §4): one file per layer rule, each holding the
-//! rule's NNGP/NTK map, its Adam-limit (sign-kernel) map, its finite forward/derivative and
-//! how it carries exact parallelism.
+//! The dual of an activation: the Gaussian expectations every limit needs (SPEC §3, §4).
 //!
 //! Conventions: `a = Σ(x,x)`, `b = Σ(x',x')`, `c = Σ(x,x')` with x' the second argument
 //! (the training example of R and H); (u, v) ~ N(0, [[a, c], [c, b]]).
 
-pub mod angle;
-pub mod erf;
-pub mod piecewise_linear;
-pub mod real;
-
-pub use angle::{acos, asin, gather_vars, splat_vars, Angle, Var};
-pub use erf::Erf;
-pub use piecewise_linear::PiecewiseLinear;
-pub use real::{gather_values, sign0, splat_values, F64x4, Real};
-
-use crate::program::{Parallel, Want};
+use crate::angle::Var;
+use crate::pair::{Parallel, Want};
+use crate::real::{F64x4, Real};
 
 /// √(2/π), the Gaussian factor of the backward sign kernel B (SPEC §4).
 pub const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
@@ -54,20 +44,48 @@ pub struct PairDual<T = f64> {
     pub parallel: Parallel,
 }
 
-/// A layer rule with closed-form duals.
+/// The dual of an activation rule: its one-point and two-point Gaussian moments.
+///
+/// `Point<T>` is whatever the rule precomputes once per point from the variance of its
+/// input (at least the variance with its square root, [`Var`]; a numerical rule may keep
+/// series coefficients); the per-pair pass only combines two such values with the
+/// covariance. `T` is `f64` for one point or [`F64x4`] for four training points in lanes.
 pub trait Dual {
-    /// One-point moments at variance `a`.
-    fn diag(&self, a: f64) -> DiagDual;
-    /// Two-point moments at variances `a` (of x), `b` (of x', the training example) and
-    /// covariance `c`; `want` selects what is computed (the rest is 0).
+    /// Per-point data of the rule's input.
+    type Point<T: Real>: Copy + Default + Send + Sync + std::fmt::Debug;
+
+    /// One-point moments at variance `a`, and the per-point data the pair pass needs.
+    fn point(&self, a: f64) -> (DiagDual, Self::Point<f64>);
+
+    /// Four points' data in the lanes of one.
+    fn gather(points: [&Self::Point<f64>; 4]) -> Self::Point<F64x4>;
+
+    /// One point's data repeated in every lane.
+    fn splat(point: &Self::Point<f64>) -> Self::Point<F64x4>;
+
+    /// Two-point moments of x (`a`) and x' (`b`, the training example) at covariance `c`;
+    /// `want` selects what is computed (the rest is 0).
     fn pair<T: Real>(
         &self,
-        a: Var<T>,
-        b: Var<T>,
+        a: &Self::Point<T>,
+        b: &Self::Point<T>,
         c: T,
         parallel: Parallel,
         want: Want,
     ) -> PairDual<T>;
+}
+
+/// The per-point data of a closed-form rule: the variance with its square roots.
+/// Closed-form rules use this in [`Dual`]'s `gather` and `splat`.
+#[inline(always)]
+pub fn gather_var(p: [&Var; 4]) -> Var<F64x4> {
+    crate::angle::gather_vars([&[*p[0]], &[*p[1]], &[*p[2]], &[*p[3]]])[0]
+}
+
+/// One variance repeated in every lane.
+#[inline(always)]
+pub fn splat_var(p: &Var) -> Var<F64x4> {
+    crate::angle::splat_vars(&[*p])[0]
 }
 
 impl Parallel {

@@ -7,8 +7,11 @@
 //! ```
 //! No arccos appears, so nothing is ill-conditioned at correlation ±1; exact
 //! parallelism still short-cuts c = ±√(ab).
-use super::{asin, Angle, DiagDual, Dual, PairDual, Real, Var};
-use crate::program::{Parallel, Want};
+use crate::angle::{asin, Angle, Var};
+use crate::dual::{gather_var, splat_var, DiagDual, Dual, PairDual};
+use crate::pair::{Parallel, Want};
+use crate::real::{F64x4, Real};
+use crate::rule::Rule;
 use std::f64::consts::{FRAC_2_PI, FRAC_2_SQRT_PI, SQRT_2};
 
 /// The error function (libm's).
@@ -18,42 +21,60 @@ pub fn erf(x: f64) -> f64 {
 }
 
 /// The erf layer rule.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Erf;
 
-impl Erf {
+impl Rule for Erf {
+    const NAME: &'static str = "erf";
+    const SUMMARY: &'static str = "erf(u); closed forms";
+    fn from_params(_: &[f64]) -> Self {
+        Erf
+    }
     /// φ(u).
     #[inline(always)]
-    pub fn forward(&self, u: f64) -> f64 {
+    fn forward(&self, u: f64) -> f64 {
         erf(u)
     }
-
     /// φ'(u) = (2/√π) e^{−u²}.
     #[inline(always)]
-    pub fn derivative(&self, u: f64) -> f64 {
+    fn derivative(&self, u: f64) -> f64 {
         FRAC_2_SQRT_PI * (-u * u).exp()
     }
 }
 
 impl Dual for Erf {
+    type Point<T: Real> = Var<T>;
+
     #[inline(always)]
-    fn diag(&self, a: f64) -> DiagDual {
+    fn point(&self, a: f64) -> (DiagDual, Var) {
         let s = 1.0 + 2.0 * a;
-        DiagDual {
+        let diag = DiagDual {
             phi: FRAC_2_PI * (2.0 * a / s).asin(),
             dphi: 2.0 * FRAC_2_PI / (1.0 + 4.0 * a).sqrt(),
-        }
+        };
+        (diag, Var::new(a))
+    }
+
+    #[inline(always)]
+    fn gather(points: [&Var; 4]) -> Var<F64x4> {
+        gather_var(points)
+    }
+
+    #[inline(always)]
+    fn splat(point: &Var) -> Var<F64x4> {
+        splat_var(point)
     }
 
     #[inline(always)]
     fn pair<T: Real>(
         &self,
-        av: Var<T>,
-        bv: Var<T>,
+        av: &Var<T>,
+        bv: &Var<T>,
         c: T,
         parallel: Parallel,
         want: Want,
     ) -> PairDual<T> {
+        let (av, bv) = (*av, *bv);
         let (a, b) = (av.var, bv.var);
         let zero = T::splat(0.0);
         // Parallel pairs keep ±1 only when the variances agree (erf is odd but not homogeneous).

@@ -1,0 +1,124 @@
+//! The registry: every activation of the grammar, listed once.
+//!
+//! `activations!` turns the list into the runtime value [`Activation`] (what a declaration
+//! holds, dispatched by exhaustive matches: a rule added to the list is handled everywhere
+//! or the crate does not compile) and into [`REGISTRY`], the table the compiler parses
+//! names and parameters from. Adding an activation: one file in `rules/`, one line below.
+
+use crate::rule::{Param, Rule};
+use crate::rules::*;
+
+/// One registry row, as the compiler sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    /// The name in the grammar (`leaky_relu`).
+    pub name: &'static str,
+    /// The rule's type in `infw_layers::rules` (`LeakyRelu`), named by the generated code.
+    pub rust_type: &'static str,
+    pub params: &'static [Param],
+    pub summary: &'static str,
+    /// Checks parameter values; the message says what is wrong.
+    pub check: fn(&[f64]) -> Result<(), String>,
+}
+
+/// A user's activation as the runtime sees it (finite networks call φ and φ').
+#[derive(Clone, Copy, Debug)]
+pub struct UserFunction {
+    /// The path as written in the declaration.
+    pub name: &'static str,
+    pub value: fn(f64) -> f64,
+    pub derivative: fn(f64) -> f64,
+}
+
+/// Two user functions are the same when they are named by the same path.
+impl PartialEq for UserFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+macro_rules! activations {
+    ($( $(#[$doc:meta])* $variant:ident ),* $(,)?) => {
+        /// An elementwise activation of a declaration, with its parameters.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub enum Activation {
+            $( $(#[$doc])* $variant($variant), )*
+            /// A user's function, `act(path)`: numerical kernels (docs/math.md §6).
+            User(UserFunction),
+        }
+
+        impl Activation {
+            /// φ(u).
+            #[inline]
+            pub fn forward(&self, u: f64) -> f64 {
+                match self {
+                    $( Activation::$variant(r) => r.forward(u), )*
+                    Activation::User(f) => (f.value)(u),
+                }
+            }
+
+            /// φ'(u).
+            #[inline]
+            pub fn derivative(&self, u: f64) -> f64 {
+                match self {
+                    $( Activation::$variant(r) => r.derivative(u), )*
+                    Activation::User(f) => (f.derivative)(u),
+                }
+            }
+
+            /// The name as written in a declaration, with its parameters.
+            pub fn name(&self) -> String {
+                let (name, params) = match self {
+                    $( Activation::$variant(r) => (<$variant as Rule>::NAME, r.params()), )*
+                    Activation::User(f) => return format!("act({})", f.name),
+                };
+                if params.is_empty() {
+                    name.to_string()
+                } else {
+                    let p: Vec<String> = params.iter().map(|v| v.to_string()).collect();
+                    format!("{name}({})", p.join(", "))
+                }
+            }
+        }
+
+        /// Every activation of the grammar, in the order of the layer table.
+        pub const REGISTRY: &[Entry] = &[
+            $( Entry {
+                name: <$variant as Rule>::NAME,
+                rust_type: stringify!($variant),
+                params: <$variant as Rule>::PARAMS,
+                summary: <$variant as Rule>::SUMMARY,
+                check: <$variant as Rule>::check,
+            }, )*
+        ];
+    };
+}
+
+activations! {
+    Relu,
+    LeakyRelu,
+    Abs,
+    Identity,
+    Erf,
+}
+
+/// The registry row of a grammar name.
+pub fn lookup(name: &str) -> Option<&'static Entry> {
+    REGISTRY.iter().find(|e| e.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_dispatch_reaches_each_rule() {
+        for (i, e) in REGISTRY.iter().enumerate() {
+            assert!(REGISTRY[i + 1..].iter().all(|o| o.name != e.name), "{}", e.name);
+        }
+        let leaky = Activation::LeakyRelu(LeakyRelu { alpha: 0.25 });
+        assert_eq!(leaky.forward(-2.0), -0.5);
+        assert_eq!(leaky.name(), "leaky_relu(0.25)");
+        assert_eq!(Activation::Erf(Erf).forward(0.0), 0.0);
+    }
+}
