@@ -8,7 +8,7 @@ fn braces_parentheses_and_brackets_compile_the_same_network() {
     assert_eq!(b.architecture(), c.architecture());
     let x = ndarray::array![[1.0, 2.0], [0.5, -1.0]];
     assert_eq!(a.ntk(&x, &x).unwrap(), c.ntk(&x, &x).unwrap());
-    assert_eq!(a.architecture().hidden.len(), 2);
+    assert_eq!(a.architecture().dense_layers().count(), 2);
     assert_eq!(
         a.architecture().readout.outputs,
         None,

@@ -391,7 +391,7 @@ fn bad_input_gives_typed_errors_for_both_limits() {
     let (x, y, _, _) = digits(12, 0);
 
     // Runs `check` on the outcome of both constructors for the same inputs.
-    fn both<K: infw::KernelProgram + Clone>(
+    fn both<K: infw::AdamLimitProgram + Clone>(
         net: &infw::Network<K>,
         x: &Array2<f64>,
         y: &Array2<f64>,

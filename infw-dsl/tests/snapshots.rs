@@ -36,3 +36,20 @@ snapshot_case!(
 snapshot_case!(erf_one_hidden_declared_outputs, dense(256, w_std = 1.5, b_std = 0.1) erf dense(3, b_std = 0.05));
 snapshot_case!(mixed_leaky_abs_identity, dense(128, w_std = 1.2) leaky_relu(0.1) dense(64, b_std = 0.2) abs dense(32) dense(16) identity);
 snapshot_case!(readout_only, dense(10, w_std = 2.0));
+snapshot_case!(
+    residual_block,
+    dense(256, w_std = 1.5, b_std = 0.1) residual(relu dense(256, w_std = 1.5)) relu
+);
+snapshot_case!(
+    layer_norm_between_blocks,
+    dense(128, b_std = 0.2) layer_norm erf dense(64) layer_norm readout(w_std = 2.0)
+);
+snapshot_case!(
+    concat_of_two_branches,
+    dense(64) relu parallel(dense(96) erf | dense(32, b_std = 0.5)) dense(2)
+);
+snapshot_case!(user_activation, dense(32) act(my_crate::Swish));
+snapshot_case!(
+    hyper_parameters_as_expressions,
+    dense(width, w_std = sigma) relu dense(16, b_std = 2f64.sqrt()) relu
+);

@@ -102,6 +102,19 @@ activations! {
     Erf,
 }
 
+/// Shorthands for building declarations by hand.
+impl Activation {
+    pub const RELU: Activation = Activation::Relu(Relu);
+    pub const ABS: Activation = Activation::Abs(Abs);
+    pub const IDENTITY: Activation = Activation::Identity(Identity);
+    pub const ERF: Activation = Activation::Erf(Erf);
+
+    /// leaky_relu(α).
+    pub const fn leaky_relu(alpha: f64) -> Activation {
+        Activation::LeakyRelu(LeakyRelu { alpha })
+    }
+}
+
 /// The registry row of a grammar name.
 pub fn lookup(name: &str) -> Option<&'static Entry> {
     REGISTRY.iter().find(|e| e.name == name)

@@ -89,6 +89,16 @@ pub fn splat_var(p: &Var) -> Var<F64x4> {
 }
 
 impl Parallel {
+    /// Parallelism of a sum or concatenation: kept when every input is parallel with the
+    /// same sign and `equal_variances` (each input then has multiple exactly 1).
+    #[inline(always)]
+    pub fn combine(inputs: &[Parallel], equal_variances: bool) -> Parallel {
+        match inputs.first() {
+            Some(&first) if equal_variances && first != Parallel::Unknown && inputs.iter().all(|&p| p == first) => first,
+            _ => Parallel::Unknown,
+        }
+    }
+
     /// Parallelism after a dense map Σ ← w²Σ + β²: a bias breaks ±1 unless the two
     /// variances are equal (the same point), and always breaks −1.
     #[inline(always)]

@@ -59,12 +59,6 @@ impl Want {
         hidden: true,
     };
 
-    /// Whether the pass needs the sign inner products ⟨x, sign x'⟩/d0 = S⁰: H always does,
-    /// R only when there is no hidden layer (R = σw S^L + σb with L = 0).
-    pub fn needs_sign_dot(self, hidden_layers: usize) -> bool {
-        self.hidden || (self.readout && hidden_layers == 0)
-    }
-
     /// A compact code for dispatching to monomorphised loops.
     pub fn mask(self) -> u8 {
         self.nngp as u8

@@ -48,6 +48,11 @@ pub trait Rule: Dual + Copy + PartialEq + std::fmt::Debug + Send + Sync + 'stati
 ///     fn derivative(u: f64) -> f64 { 3.0 * u * u }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a user activation",
+    label = "`act(…)` needs a type implementing `infw::UserActivation`",
+    note = "implement `fn value(u: f64) -> f64` and `fn derivative(u: f64) -> f64` for it (derive Clone, Copy, Debug, Default, PartialEq)"
+)]
 pub trait UserActivation: Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     /// φ(u).
     fn value(u: f64) -> f64;

@@ -1,64 +1,63 @@
-//! The runtime description of a declared architecture (SPEC §2), emitted by `network!` as a
-//! constant. The kernels never read it (they are compiled); finite networks and reports do.
+//! The runtime description of a declared architecture: a small graph of layers
+//! (docs/math.md §2, §8), emitted by `network!`. The kernels never read it (they are
+//! compiled); finite networks and reports do.
 
-/// An elementwise nonlinearity of the grammar.
+pub use infw_layers::Activation;
+
+use crate::{Error, Result};
+
+/// neural-tangents' `LayerNorm` epsilon, added to the variance before dividing.
+pub const LAYER_NORM_EPS: f64 = 1e-12;
+
+/// One node of the graph. Inputs are indices of earlier nodes, so the node list is in
+/// topological order; a node used by several later nodes is a fan-out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    /// The network input x (always node 0).
+    Input,
+    /// `dense(width, w_std, b_std)`: h = (σw/√n_in) W z + σb b.
+    Dense {
+        input: usize,
+        width: usize,
+        w_std: f64,
+        b_std: f64,
+    },
+    /// An elementwise activation φ.
+    Activation { input: usize, activation: Activation },
+    /// `layer_norm` over the width, no learned scale (neural-tangents' `LayerNorm`).
+    LayerNorm { input: usize },
+    /// The sum of inputs of equal width: the end of `residual(…)`.
+    Sum { inputs: Vec<usize> },
+    /// The concatenation of inputs along the width: the end of `parallel(… | …)`.
+    Concat { inputs: Vec<usize> },
+}
+
+impl Node {
+    /// The nodes this one reads.
+    pub fn inputs(&self) -> &[usize] {
+        match self {
+            Node::Input => &[],
+            Node::Dense { input, .. }
+            | Node::Activation { input, .. }
+            | Node::LayerNorm { input } => std::slice::from_ref(input),
+            Node::Sum { inputs } | Node::Concat { inputs } => inputs,
+        }
+    }
+}
+
+/// The last dense layer. `outputs: None` means the implied readout: as many outputs as the
+/// targets have columns.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Activation {
-    Identity,
-    Relu,
-    /// `max(x, 0) + α·min(x, 0)`.
-    LeakyRelu(f64),
-    Abs,
-    Erf,
+pub struct Readout {
+    /// The node it reads.
+    pub input: usize,
+    pub outputs: Option<usize>,
+    pub w_std: f64,
+    pub b_std: f64,
 }
 
-impl Activation {
-    /// φ(x), from the layer rule's own file (`dual/`), which also holds its kernels.
-    #[inline]
-    pub fn apply(self, x: f64) -> f64 {
-        match self.rule() {
-            Ok(pl) => pl.forward(x),
-            Err(erf) => erf.forward(x),
-        }
-    }
-
-    /// φ'(x), from the layer rule's own file. At the kink of a piecewise-linear φ the
-    /// derivative is taken as 0 (as JAX does for relu), except for identity.
-    #[inline]
-    pub fn derivative(self, x: f64) -> f64 {
-        match self.rule() {
-            Ok(pl) => pl.derivative(x),
-            Err(erf) => erf.derivative(x),
-        }
-    }
-
-    /// The dual-activation rule that implements this activation.
-    #[inline]
-    fn rule(self) -> std::result::Result<crate::dual::PiecewiseLinear, crate::dual::Erf> {
-        use crate::dual::{Erf, PiecewiseLinear};
-        match self {
-            Activation::Identity => Ok(PiecewiseLinear::IDENTITY),
-            Activation::Relu => Ok(PiecewiseLinear::RELU),
-            Activation::LeakyRelu(a) => Ok(PiecewiseLinear::leaky(a)),
-            Activation::Abs => Ok(PiecewiseLinear::ABS),
-            Activation::Erf => Err(Erf),
-        }
-    }
-
-    /// The name used in the `network!` grammar.
-    pub fn name(self) -> String {
-        match self {
-            Activation::Identity => "identity".into(),
-            Activation::Relu => "relu".into(),
-            Activation::LeakyRelu(a) => format!("leaky_relu({a})"),
-            Activation::Abs => "abs".into(),
-            Activation::Erf => "erf".into(),
-        }
-    }
-}
-
-/// A hidden block: `dense(width, w_std, b_std)` followed by an activation
-/// (identity when two `dense` layers follow each other).
+/// A hidden block of a chain: `dense(width, w_std, b_std)` followed by an activation.
+/// Only a convenience for building chains by hand ([`Architecture::chain`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hidden {
     pub width: usize,
@@ -67,60 +66,229 @@ pub struct Hidden {
     pub activation: Activation,
 }
 
-/// The last dense layer. `outputs: None` means the implied readout: as many outputs as the
-/// targets have columns.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Readout {
-    pub outputs: Option<usize>,
-    pub w_std: f64,
-    pub b_std: f64,
-}
-
-/// A normalised architecture: hidden blocks, then the readout.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A validated architecture: the graph, then the readout.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Architecture {
-    pub hidden: &'static [Hidden],
+    pub nodes: Vec<Node>,
     pub readout: Readout,
 }
 
 impl Architecture {
+    /// A chain of hidden blocks and a readout (`outputs: None`: sized to the targets).
+    ///
+    /// ```
+    /// use infw_runtime::{Activation, Architecture, Hidden};
+    /// let relu = Hidden { width: 8, w_std: 1.0, b_std: 0.1, activation: Activation::RELU };
+    /// let arch = Architecture::chain(&[relu, relu], None, 1.0, 0.0);
+    /// assert_eq!(arch.nodes.len(), 5);
+    /// assert!(arch.is_chain());
+    /// ```
+    pub fn chain(hidden: &[Hidden], outputs: Option<usize>, w_std: f64, b_std: f64) -> Self {
+        let mut nodes = vec![Node::Input];
+        for h in hidden {
+            let input = nodes.len() - 1;
+            nodes.push(Node::Dense {
+                input,
+                width: h.width,
+                w_std: h.w_std,
+                b_std: h.b_std,
+            });
+            nodes.push(Node::Activation {
+                input: input + 1,
+                activation: h.activation,
+            });
+        }
+        let readout = Readout {
+            input: nodes.len() - 1,
+            outputs,
+            w_std,
+            b_std,
+        };
+        Architecture { nodes, readout }
+    }
+
+    /// The hidden blocks of a chain of `dense` + activation pairs (two consecutive dense
+    /// layers read as dense + identity); `None` for any other graph.
+    pub fn as_chain(&self) -> Option<Vec<Hidden>> {
+        if !self.is_chain() {
+            return None;
+        }
+        let mut out: Vec<Hidden> = Vec::new();
+        let mut pending: Option<Hidden> = None;
+        for node in &self.nodes[1..] {
+            match node {
+                Node::Dense {
+                    width,
+                    w_std,
+                    b_std,
+                    ..
+                } => {
+                    out.extend(pending.take());
+                    pending = Some(Hidden {
+                        width: *width,
+                        w_std: *w_std,
+                        b_std: *b_std,
+                        activation: Activation::IDENTITY,
+                    });
+                }
+                Node::Activation { activation, .. } => {
+                    let mut h = pending.take()?;
+                    h.activation = *activation;
+                    out.push(h);
+                }
+                _ => return None,
+            }
+        }
+        out.extend(pending);
+        Some(out)
+    }
+
     /// The number of outputs for targets with `target_columns` columns; an error when the
     /// declaration fixed another number.
-    pub fn outputs_for(&self, target_columns: usize) -> crate::Result<usize> {
+    pub fn outputs_for(&self, target_columns: usize) -> Result<usize> {
         match self.readout.outputs {
             None => Ok(target_columns),
             Some(c) if c == target_columns => Ok(c),
-            Some(c) => Err(crate::Error::Architecture(format!(
+            Some(c) => Err(Error::Architecture(format!(
                 "the declaration ends in dense({c}) but the targets have {target_columns} columns; \
                  drop the final dense to get an implied readout sized to the targets"
             ))),
         }
     }
+
+    /// Checks what a declaration with expressions could only learn when its value was
+    /// built: every std finite, ≥ 0 and at most 1e150 (its square enters the kernels), every
+    /// width between 1 and 2³².
+    pub fn validate(&self) -> Result<()> {
+        let std = |name: &'static str, v: f64| {
+            if v.is_finite() && (0.0..=1e150).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::InvalidArgument {
+                    name,
+                    value: v.to_string(),
+                    reason: "a standard deviation must be finite, ≥ 0 and at most 1e150".into(),
+                })
+            }
+        };
+        let width = |w: usize| {
+            if (1..=1usize << 32).contains(&w) {
+                Ok(())
+            } else {
+                Err(Error::InvalidArgument {
+                    name: "width",
+                    value: w.to_string(),
+                    reason: "a dense width must be between 1 and 2^32".into(),
+                })
+            }
+        };
+        for node in &self.nodes {
+            if let Node::Dense {
+                width: w,
+                w_std,
+                b_std,
+                ..
+            } = node
+            {
+                width(*w)?;
+                std("w_std", *w_std)?;
+                std("b_std", *b_std)?;
+            }
+        }
+        if let Some(c) = self.readout.outputs {
+            width(c)?;
+        }
+        std("w_std", self.readout.w_std)?;
+        std("b_std", self.readout.b_std)
+    }
+
+    /// The dense layers before the readout, in order.
+    pub fn dense_layers(&self) -> impl Iterator<Item = (usize, &Node)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| matches!(n, Node::Dense { .. }))
+    }
+
+    /// The width of every node's output for inputs of dimension `input_dim`, with every
+    /// dense width multiplied by `factor`; an error for overflowing or mismatched widths.
+    pub fn widths(&self, input_dim: usize, factor: usize) -> Result<Vec<usize>> {
+        let mut widths: Vec<usize> = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let w = match node {
+                Node::Input => input_dim,
+                Node::Dense { width, .. } => width.checked_mul(factor).ok_or_else(|| {
+                    Error::Architecture(format!(
+                        "dense width {width} × factor {factor} overflows"
+                    ))
+                })?,
+                Node::Activation { input, .. } | Node::LayerNorm { input } => widths[*input],
+                Node::Sum { inputs } => {
+                    let w = widths[inputs[0]];
+                    if let Some(&other) = inputs.iter().find(|&&i| widths[i] != w) {
+                        return Err(Error::Architecture(format!(
+                            "a residual sum adds widths {w} and {}: the block must end in a \
+                             dense layer as wide as its input",
+                            widths[other]
+                        )));
+                    }
+                    w
+                }
+                Node::Concat { inputs } => inputs
+                    .iter()
+                    .try_fold(0usize, |acc, &i| acc.checked_add(widths[i]))
+                    .ok_or_else(|| Error::Architecture("concatenated width overflows".into()))?,
+            };
+            widths.push(w);
+        }
+        Ok(widths)
+    }
+
+    /// Whether the graph is a chain (no fan-out, sum or concat).
+    pub fn is_chain(&self) -> bool {
+        self.nodes.iter().enumerate().all(|(i, n)| match n {
+            Node::Input => i == 0,
+            Node::Sum { .. } | Node::Concat { .. } => false,
+            other => other.inputs() == [i - 1],
+        }) && self.readout.input + 1 == self.nodes.len()
+    }
 }
 
 impl std::fmt::Display for Architecture {
+    /// The declaration, spelled out (blocks as nodes: `n3 = sum(n1, n2)`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for h in self.hidden {
-            write!(
-                f,
-                "dense({}, w_std = {}, b_std = {}) {} ",
-                h.width,
-                h.w_std,
-                h.b_std,
-                h.activation.name()
-            )?;
+        let chain = self.is_chain();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let text = match node {
+                Node::Input => continue,
+                Node::Dense {
+                    width,
+                    w_std,
+                    b_std,
+                    ..
+                } => format!("dense({width}, w_std = {w_std}, b_std = {b_std})"),
+                Node::Activation { activation, .. } => activation.name(),
+                Node::LayerNorm { .. } => "layer_norm".into(),
+                Node::Sum { inputs } => format!("sum({})", names(inputs)),
+                Node::Concat { inputs } => format!("concat({})", names(inputs)),
+            };
+            match node {
+                _ if chain => write!(f, "{text} ")?,
+                Node::Sum { .. } | Node::Concat { .. } => write!(f, "n{i} = {text}; ")?,
+                _ => write!(f, "n{i} = {text}({}); ", names(node.inputs()))?,
+            }
         }
-        match self.readout.outputs {
-            Some(c) => write!(
-                f,
-                "dense({c}, w_std = {}, b_std = {})",
-                self.readout.w_std, self.readout.b_std
-            ),
-            None => write!(
-                f,
-                "readout(w_std = {}, b_std = {})",
-                self.readout.w_std, self.readout.b_std
-            ),
+        let r = &self.readout;
+        match r.outputs {
+            Some(c) => write!(f, "dense({c}, w_std = {}, b_std = {})", r.w_std, r.b_std),
+            None => write!(f, "readout(w_std = {}, b_std = {})", r.w_std, r.b_std),
         }
     }
+}
+
+fn names(ids: &[usize]) -> String {
+    ids.iter()
+        .map(|i| format!("n{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

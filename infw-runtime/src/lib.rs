@@ -10,8 +10,9 @@
 //! `data/` (CSV datasets, standardisation, one-hot targets).
 
 pub mod arch;
+/// The layer rules (the `infw-layers` crate): duals, lanes, the activation registry.
+pub use infw_layers as dual;
 pub mod data;
-pub mod dual;
 pub mod error;
 pub mod finite;
 pub mod gram;
@@ -23,10 +24,11 @@ pub mod solve;
 pub mod train;
 pub mod validate;
 
-pub use arch::{Activation, Architecture, Hidden, Readout};
+pub use arch::{Activation, Architecture, Hidden, Node, Readout};
+pub use infw_layers::UserActivation;
 pub use error::{Error, Result};
 pub use gram::{GramParams, KernelMatrices};
 pub use loss::Loss;
 pub use model::{FlowModel, FunctionSpaceModel, KernelKind, KernelModel, LimitRule};
 pub use network::{Network, TrainingInputs};
-pub use program::{KernelProgram, PairInputs, PairKernels, Parallel, Want};
+pub use program::{AdamLimitProgram, KernelProgram, PairInputs, PairKernels, Parallel, Want};

@@ -291,7 +291,10 @@ impl<K: KernelProgram + Clone> Network<K> {
         x_train: &ArrayBase<S1, Ix2>,
         y_train: &ArrayBase<S2, Ix2>,
         config: TrainConfig,
-    ) -> Result<FunctionSpaceModel<AdamLimit, K>> {
+    ) -> Result<FunctionSpaceModel<AdamLimit, K>>
+    where
+        K: crate::AdamLimitProgram,
+    {
         FunctionSpaceModel::new(self, AdamLimit, x_train, y_train, config)
     }
 }

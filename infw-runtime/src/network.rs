@@ -36,6 +36,14 @@ impl<K: KernelProgram> Network<K> {
         }
     }
 
+    /// Wraps a generated program whose hyper-parameters were expressions, checking them
+    /// (docs: a negative or non-finite std, a zero width are typed errors); called by
+    /// `network!` when a declaration has an expression.
+    pub fn try_new(program: K) -> Result<Self> {
+        program.architecture().validate()?;
+        Ok(Self::new(program))
+    }
+
     /// The same network with other Gram tiling parameters.
     pub fn with_gram_params(mut self, gram: GramParams) -> Self {
         self.gram = gram;
@@ -43,7 +51,7 @@ impl<K: KernelProgram> Network<K> {
     }
 
     /// The declared architecture.
-    pub fn architecture(&self) -> &'static Architecture {
+    pub fn architecture(&self) -> &Architecture {
         self.program.architecture()
     }
 
@@ -94,6 +102,11 @@ impl<K: KernelProgram> Network<K> {
         training: TrainingInputs<'_>,
         want: Want,
     ) -> Result<KernelMatrices> {
+        if (want.readout || want.hidden) && !self.program.has_adam_limit() {
+            return Err(crate::Error::Architecture(
+                "this declaration has no Adam-like limit (R, H): residual sums, concatenations and fan-outs have no verified sign-kernel rule yet".into(),
+            ));
+        }
         let x = x.view();
         let t = (!same_matrix(&x, &training.0)).then_some(training.0);
         gram::evaluate(&self.program, x, t, want, &self.gram)

@@ -38,12 +38,15 @@ pub trait KernelProgram: Send + Sync {
     type Point<T: Real>: Copy + Send + Sync + Default;
 
     /// The declared architecture.
-    fn architecture(&self) -> &'static Architecture;
+    fn architecture(&self) -> &Architecture;
 
-    /// The number L of hidden blocks.
-    fn hidden_layers(&self) -> usize {
-        self.architecture().hidden.len()
-    }
+    /// Whether the pass for `want` reads ⟨x, sign x'⟩/d0 (S⁰, docs/math.md §4): the sign
+    /// kernel of a dense layer that reads the input directly.
+    fn needs_sign_dot(&self, want: Want) -> bool;
+
+    /// Whether R and H are built for this declaration (then it implements
+    /// [`AdamLimitProgram`]); asking [`crate::Network::kernels`] for them otherwise is an error.
+    fn has_adam_limit(&self) -> bool;
 
     /// Per-point pass from ‖x‖²/d0.
     fn point(&self, sq_norm: f64) -> Self::Point<f64>;
@@ -65,15 +68,34 @@ pub trait KernelProgram: Send + Sync {
     ) -> PairKernels<T>;
 }
 
+/// The programs whose Adam-like limit (R and H, docs/math.md §4, §8) is built. `network!`
+/// implements it when every node of the declaration has its sign-kernel rule; the
+/// Adam-limit methods of [`crate::Network`] require it, so asking for the limit of a
+/// declaration without one is a compile error, not a runtime surprise.
+#[diagnostic::on_unimplemented(
+    message = "the Adam-like limit is not built for this declaration",
+    label = "this network has no Adam-like limit (R, H)",
+    note = "the sign-kernel limit is derived for chains of dense layers, activations and layer_norm; residual sums and concatenations have no verified rule yet (docs/math.md §8)"
+)]
+pub trait AdamLimitProgram: KernelProgram {}
+
 /// Stand-in program the macro expands to after a compile error, so that the user sees the
 /// one error at its token and no cascade of type errors. Never runs.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub struct CompileErrorStub;
 
+impl AdamLimitProgram for CompileErrorStub {}
+
 impl KernelProgram for CompileErrorStub {
     type Point<T: Real> = ();
-    fn architecture(&self) -> &'static Architecture {
+    fn architecture(&self) -> &Architecture {
+        unreachable!("network! failed to compile; this stub never runs")
+    }
+    fn needs_sign_dot(&self, _: Want) -> bool {
+        unreachable!("network! failed to compile; this stub never runs")
+    }
+    fn has_adam_limit(&self) -> bool {
         unreachable!("network! failed to compile; this stub never runs")
     }
     fn point(&self, _: f64) {}

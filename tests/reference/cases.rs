@@ -42,8 +42,12 @@ pub fn nt_case(name: &str) -> Case {
             Case::Skipped("gelu needs numerical integration (SPEC §6), not implemented yet")
         }
         "sin_depth1" => Case::Skipped("sin has no closed form implemented yet"),
-        "layer_norm_middle" => Case::Skipped("layer_norm is not implemented yet"),
-        "residual_one_block" => Case::Skipped("residual blocks are not implemented yet"),
+        "layer_norm_middle" => Case::Run(Box::new(kernels_of(
+            infw::network! { dense(512, w_std=1.3, b_std=0.2) relu dense(512, w_std=0.8, b_std=0.5) layer_norm relu dense(1) },
+        ))),
+        "residual_one_block" => Case::Run(Box::new(kernels_of(
+            infw::network! { dense(512, b_std=0.1) residual(relu dense(512, w_std=1.4142135623730951, b_std=0.1)) relu dense(1, w_std=1.4142135623730951) },
+        ))),
         "relu_depth2_corr_pm1" => Case::Run(Box::new(kernels_of(
             infw::network! { dense(512, w_std=1.4142135623730951) relu dense(512, w_std=1.4142135623730951) relu dense(1, w_std=1.4142135623730951) },
         ))),

@@ -1,55 +1,120 @@
 //! Stage 4, code generation: the derivation placed into a `KernelProgram` impl, plus the
-//! architecture constant, as one block expression that evaluates to a `Network`.
-use crate::ir::{Activation, Network};
-use crate::symbolic::{derive, lit};
+//! architecture value, as one block expression that evaluates to a `Network` (or, when a
+//! hyper-parameter is an expression, to a `Result` checked when the value is built).
+use crate::ir::value::{f64_tokens, Value};
+use crate::ir::{Network, Node};
+use crate::symbolic::activation::rule_value;
+use crate::symbolic::derive;
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 /// The block `network!` expands to. `rt` is the hidden runtime path (`::infw::__private`).
 pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     let d = derive(net, rt);
-    let l = proc_macro2::Literal::usize_unsuffixed(d.hidden_layers);
-    let architecture = architecture(net, rt);
     let point = &d.point;
-    let forward = &d.pair_forward;
-    let (nngp, ntk, readout) = (&d.nngp, &d.ntk, &d.readout_part);
-    let hidden = &d.hidden_part;
+    let pair = &d.pair;
+    let (nngp, ntk) = (&d.nngp, &d.ntk);
+
+    let field_decls = d.fields.iter().map(|f| {
+        let name = &f.name;
+        match &f.rule {
+            None => quote!(#name: T),
+            Some(ty) => quote!(#name: <#ty as #rt::dual::Dual>::Point<T>),
+        }
+    });
+    let field_values = d.fields.iter().map(|f| {
+        let (name, value) = (&f.name, &f.value);
+        quote!(#name: #value)
+    });
+    let field_gathers = d.fields.iter().map(|f| {
+        let name = &f.name;
+        match &f.rule {
+            None => quote!(#name: #rt::dual::F64x4([p[0].#name, p[1].#name, p[2].#name, p[3].#name])),
+            Some(ty) => quote!(#name: <#ty as #rt::dual::Dual>::gather([&p[0].#name, &p[1].#name, &p[2].#name, &p[3].#name])),
+        }
+    });
+    let field_splats = d.fields.iter().map(|f| {
+        let name = &f.name;
+        match &f.rule {
+            None => quote!(#name: <#rt::dual::F64x4 as #rt::dual::Real>::splat(p.#name)),
+            Some(ty) => quote!(#name: <#ty as #rt::dual::Dual>::splat(&p.#name)),
+        }
+    });
+
+    let (adam_impl, adam_code) = match &d.adam {
+        Some((readout, hidden)) => (
+            quote!(impl #rt::AdamLimitProgram for Program {}),
+            quote! {
+                if want.readout {
+                    out.readout = #readout;
+                }
+                if want.hidden {
+                    #(#hidden)*
+                    out.hidden = hidden;
+                }
+            },
+        ),
+        None => (quote!(), quote!()),
+    };
+    let (sd_readout, sd_hidden) = d.sign_dot;
+    let has_adam = d.adam.is_some();
+
+    let params = parameters(net);
+    let param_fields = params.iter().map(|(i, ty, _)| {
+        let f = format_ident!("p{}", i);
+        quote!(#f: #ty)
+    });
+    let param_lets = params.iter().map(|(i, ty, expr)| {
+        let f = format_ident!("p{}", i);
+        quote_spanned!(expr.span()=> let #f: #ty = #expr;)
+    });
+    let param_inits = params.iter().map(|(i, _, _)| format_ident!("p{}", i));
+    let architecture = architecture(net, rt);
+    let construct = if params.is_empty() {
+        quote!(#rt::Network::new(program))
+    } else {
+        quote!(#rt::Network::try_new(program))
+    };
+
     quote! {
         {
             #[derive(Clone, Copy, Debug, Default)]
-            struct Point<T> {
-                var: [#rt::dual::Var<T>; #l],
-                inv_sqrt_pi: [T; #l],
+            struct Point<T: #rt::dual::Real> {
+                #(#field_decls,)*
+                _lanes: ::core::marker::PhantomData<T>,
             }
-            #[derive(Clone, Copy, Debug)]
-            struct Program;
+            #[derive(Clone, Debug)]
+            struct Program {
+                architecture: #rt::Architecture,
+                #(#param_fields,)*
+            }
             // The folded constants are the user's numbers (e.g. w_std = 1.4142135623730951)
             // and their products: lints about them would point into the declaration.
-            #[allow(clippy::all)]
+            #[allow(clippy::all, unused_variables, unused_parens)]
             impl #rt::KernelProgram for Program {
                 type Point<T: #rt::dual::Real> = Point<T>;
-                fn architecture(&self) -> &'static #rt::Architecture {
-                    static ARCHITECTURE: #rt::Architecture = #architecture;
-                    &ARCHITECTURE
+                fn architecture(&self) -> &#rt::Architecture {
+                    &self.architecture
+                }
+                fn needs_sign_dot(&self, want: #rt::Want) -> bool {
+                    (want.readout && #sd_readout) || (want.hidden && #sd_hidden)
+                }
+                fn has_adam_limit(&self) -> bool {
+                    #has_adam
                 }
                 #[inline(always)]
                 fn point(&self, sq_norm: f64) -> Point<f64> {
-                    use #rt::dual::Dual as _;
                     #(#point)*
+                    Point { #(#field_values,)* _lanes: ::core::marker::PhantomData }
                 }
                 #[inline(always)]
-                fn gather(&self, points: [&Point<f64>; 4]) -> Point<#rt::dual::F64x4> {
-                    Point {
-                        var: #rt::dual::gather_vars(points.map(|p| &p.var)),
-                        inv_sqrt_pi: #rt::dual::gather_values(points.map(|p| &p.inv_sqrt_pi)),
-                    }
+                fn gather(&self, p: [&Point<f64>; 4]) -> Point<#rt::dual::F64x4> {
+                    Point { #(#field_gathers,)* _lanes: ::core::marker::PhantomData }
                 }
                 #[inline(always)]
-                fn splat(&self, point: &Point<f64>) -> Point<#rt::dual::F64x4> {
-                    Point {
-                        var: #rt::dual::splat_vars(&point.var),
-                        inv_sqrt_pi: #rt::dual::splat_values(&point.inv_sqrt_pi),
-                    }
+                fn splat(&self, p: &Point<f64>) -> Point<#rt::dual::F64x4> {
+                    Point { #(#field_splats,)* _lanes: ::core::marker::PhantomData }
                 }
                 #[inline(always)]
                 fn pair<T: #rt::dual::Real>(
@@ -59,54 +124,139 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                     input: #rt::PairInputs<T>,
                     want: #rt::Want,
                 ) -> #rt::PairKernels<T> {
-                    use #rt::dual::Dual as _;
-                    #(#forward)*
+                    #(#pair)*
                     let nngp = #nngp;
                     let ntk = #ntk;
                     let mut out = #rt::PairKernels { nngp, ntk, readout: T::splat(0.0), hidden: T::splat(0.0) };
-                    if want.readout {
-                        out.readout = #readout;
-                    }
-                    if want.hidden {
-                        #(#hidden)*
-                        out.hidden = hidden;
-                    }
+                    #adam_code
                     out
                 }
             }
-            #rt::Network::new(Program)
+            #adam_impl
+            #(#param_lets)*
+            let program = Program {
+                architecture: #architecture,
+                #(#param_inits,)*
+            };
+            #construct
+        }
+    }
+}
+
+/// The declaration's expressions in index order: (index, type, expression).
+fn parameters(net: &Network) -> Vec<(usize, TokenStream, syn::Expr)> {
+    let mut out = Vec::new();
+    let f64v = |v: &Value<f64>, out: &mut Vec<(usize, TokenStream, syn::Expr)>| {
+        if let Value::Expr { index, expr } = v {
+            out.push((*index, quote!(f64), (**expr).clone()));
+        }
+    };
+    let usizev = |v: &Value<usize>, out: &mut Vec<(usize, TokenStream, syn::Expr)>| {
+        if let Value::Expr { index, expr } = v {
+            out.push((*index, quote!(usize), (**expr).clone()));
+        }
+    };
+    for n in &net.nodes {
+        if let Node::Dense {
+            width,
+            w_std,
+            b_std,
+            ..
+        } = n
+        {
+            usizev(width, &mut out);
+            f64v(w_std, &mut out);
+            f64v(b_std, &mut out);
+        }
+    }
+    let r = &net.readout;
+    if let Some(o) = &r.outputs {
+        usizev(o, &mut out);
+    }
+    f64v(&r.w_std, &mut out);
+    f64v(&r.b_std, &mut out);
+    out.sort_by_key(|(i, _, _)| *i);
+    out
+}
+
+fn usize_value(v: &Value<usize>) -> TokenStream {
+    match v {
+        Value::Literal(k) => {
+            let l = proc_macro2::Literal::usize_unsuffixed(*k);
+            quote!(#l)
+        }
+        Value::Expr { index, .. } => {
+            let f = format_ident!("p{}", index);
+            quote!(#f)
+        }
+    }
+}
+
+/// A value in the construction code: the literal, or the local `p{index}`.
+fn f64_value(v: &Value<f64>) -> TokenStream {
+    match v {
+        Value::Literal(_) => f64_tokens(v),
+        Value::Expr { index, .. } => {
+            let f = format_ident!("p{}", index);
+            quote!(#f)
         }
     }
 }
 
 fn architecture(net: &Network, rt: &TokenStream) -> TokenStream {
-    let hidden = net.hidden.iter().map(|h| {
-        let (width, w, b) = (proc_macro2::Literal::usize_unsuffixed(h.width), lit(h.w_std), lit(h.b_std));
-        let act = match h.activation {
-            Activation::Identity => quote!(Identity),
-            Activation::Relu => quote!(Relu),
-            Activation::LeakyRelu(a) => {
-                let a = lit(a);
-                quote!(LeakyRelu(#a))
-            }
-            Activation::Abs => quote!(Abs),
-            Activation::Erf => quote!(Erf),
-        };
-        quote!(#rt::Hidden { width: #width, w_std: #w, b_std: #b, activation: #rt::Activation::#act })
+    let nodes = net.nodes.iter().map(|n| match n {
+        Node::Input => quote!(#rt::Node::Input),
+        Node::Dense {
+            input,
+            width,
+            w_std,
+            b_std,
+        } => {
+            let (width, w, b) = (usize_value(width), f64_value(w_std), f64_value(b_std));
+            quote!(#rt::Node::Dense { input: #input, width: #width, w_std: #w, b_std: #b })
+        }
+        Node::Activation { input, rule } => {
+            let activation = match rule {
+                crate::ir::Rule::Registry { entry, .. } => {
+                    let variant = format_ident!(
+                        "{}",
+                        infw_layers::activation::lookup(entry).expect("lowered from the registry").rust_type
+                    );
+                    let value = rule_value(rule, rt);
+                    quote!(#rt::Activation::#variant(#value))
+                }
+                crate::ir::Rule::User(path) => {
+                    let p = &path.0;
+                    let name = quote::ToTokens::to_token_stream(p).to_string().replace(' ', "");
+                    quote_spanned! {p.span()=>
+                        #rt::Activation::User(#rt::dual::UserFunction {
+                            name: #name,
+                            value: <#p as #rt::dual::UserActivation>::value,
+                            derivative: <#p as #rt::dual::UserActivation>::derivative,
+                        })
+                    }
+                }
+            };
+            quote!(#rt::Node::Activation { input: #input, activation: #activation })
+        }
+        Node::LayerNorm { input } => quote!(#rt::Node::LayerNorm { input: #input }),
+        Node::Sum { inputs } => quote!(#rt::Node::Sum { inputs: ::std::vec![#(#inputs),*] }),
+        Node::Concat { inputs } => quote!(#rt::Node::Concat { inputs: ::std::vec![#(#inputs),*] }),
     });
     let r = &net.readout;
-    let outputs = match r.outputs {
+    let input = r.input;
+    let outputs = match &r.outputs {
         Some(c) => {
-            let c = proc_macro2::Literal::usize_unsuffixed(c);
+            let c = usize_value(c);
             quote!(::core::option::Option::Some(#c))
         }
         None => quote!(::core::option::Option::None),
     };
-    let (w, b) = (lit(r.w_std), lit(r.b_std));
+    let (w, b) = (f64_value(&r.w_std), f64_value(&r.b_std));
     quote! {
         #rt::Architecture {
-            hidden: &[#(#hidden),*],
-            readout: #rt::Readout { outputs: #outputs, w_std: #w, b_std: #b },
+            nodes: ::std::vec![#(#nodes),*],
+            readout: #rt::Readout { input: #input, outputs: #outputs, w_std: #w, b_std: #b },
         }
     }
 }

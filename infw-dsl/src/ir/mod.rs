@@ -1,104 +1,208 @@
-//! Stage 2, IR: the validated, normalised architecture (SPEC §2).
+//! Stage 2, IR: the validated architecture as a small graph (docs/math.md §2, §8).
 //!
-//! `lower` turns layer calls into hidden blocks (a `dense` with its activation; identity
-//! when two `dense` follow each other) and a readout (the final `dense`, an explicit
-//! `readout(..)`, or the implied one). Every mistake becomes a `syn::Error` at the
-//! offending token; all of them are reported together.
+//! `lower` turns the syntax tree into nodes with inputs by id: input, dense, activation,
+//! layer_norm, sum (the end of `residual`: fan-out → identity ∥ block → sum) and concat
+//! (the end of `parallel(a | b)`: fan-out → branches → concat). A fan-out is a node read
+//! by several later nodes; it needs no node of its own. The readout is the final `dense`,
+//! an explicit `readout(..)`, or the implied one. Every mistake becomes a `syn::Error` at
+//! the offending token; all of them are reported together.
 
 mod suggest;
+pub mod value;
 
-use crate::syntax::{Arg, LayerCall};
+use crate::syntax::{Arg, Block, Item, LayerCall};
+use infw_layers::activation::{lookup, Entry, REGISTRY};
 use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{Error, Expr, ExprLit, ExprUnary, Lit, UnOp};
+use syn::Error;
 
 pub use suggest::nearest;
+pub use value::{Expressions, Value};
 
-/// An elementwise activation with a closed-form kernel.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Activation {
-    Identity,
-    Relu,
-    /// max(u,0) + α·min(u,0).
-    LeakyRelu(f64),
-    Abs,
-    Erf,
+/// Index of a node in [`Network::nodes`].
+pub type NodeId = usize;
+
+/// The activation of an activation node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rule {
+    /// A registry rule with its (literal) parameters.
+    Registry {
+        entry: &'static str,
+        params: Vec<f64>,
+    },
+    /// `act(path)`: a type of the user's implementing `UserActivation`.
+    User(UserPath),
 }
 
-/// `dense(width, w_std, b_std)` followed by its activation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hidden {
-    pub width: usize,
-    pub w_std: f64,
-    pub b_std: f64,
-    pub activation: Activation,
+/// A user activation's path, compared by its tokens.
+#[derive(Clone)]
+pub struct UserPath(pub syn::Path);
+
+impl std::fmt::Debug for UserPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}`", quote::ToTokens::to_token_stream(&self.0))
+    }
+}
+
+impl PartialEq for UserPath {
+    fn eq(&self, other: &Self) -> bool {
+        quote::ToTokens::to_token_stream(&self.0).to_string()
+            == quote::ToTokens::to_token_stream(&other.0).to_string()
+    }
+}
+
+impl Rule {
+    /// The registry row of a registry rule.
+    pub fn entry(&self) -> Option<&'static Entry> {
+        match self {
+            Rule::Registry { entry, .. } => lookup(entry),
+            Rule::User(_) => None,
+        }
+    }
+}
+
+/// One node of the graph; inputs are earlier nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    Input,
+    Dense {
+        input: NodeId,
+        width: Value<usize>,
+        w_std: Value<f64>,
+        b_std: Value<f64>,
+    },
+    Activation {
+        input: NodeId,
+        rule: Rule,
+    },
+    LayerNorm {
+        input: NodeId,
+    },
+    Sum {
+        inputs: Vec<NodeId>,
+    },
+    Concat {
+        inputs: Vec<NodeId>,
+    },
+}
+
+impl Node {
+    /// The nodes this one reads.
+    pub fn inputs(&self) -> Vec<NodeId> {
+        match self {
+            Node::Input => vec![],
+            Node::Dense { input, .. } | Node::Activation { input, .. } | Node::LayerNorm { input } => {
+                vec![*input]
+            }
+            Node::Sum { inputs } | Node::Concat { inputs } => inputs.clone(),
+        }
+    }
 }
 
 /// The final dense layer; `outputs: None` is the implied readout (as many outputs as the
 /// targets have columns).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Readout {
-    pub outputs: Option<usize>,
-    pub w_std: f64,
-    pub b_std: f64,
+    pub input: NodeId,
+    pub outputs: Option<Value<usize>>,
+    pub w_std: Value<f64>,
+    pub b_std: Value<f64>,
 }
 
 /// A validated architecture.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Network {
-    pub hidden: Vec<Hidden>,
+    pub nodes: Vec<Node>,
     pub readout: Readout,
+    /// How many hyper-parameters are expressions (fields `p0 …` of the program).
+    pub expressions: usize,
 }
 
-/// neural-tangents' defaults (SPEC §2).
+impl Network {
+    /// Whether the Adam-like limit is derived for every node (docs/math.md §8): chains of
+    /// dense layers, activations and layer_norm. `Err` says what is missing.
+    pub fn adam_limit(&self) -> Result<(), &'static str> {
+        let mut readers = vec![0usize; self.nodes.len()];
+        for n in &self.nodes {
+            for i in n.inputs() {
+                readers[i] += 1;
+            }
+        }
+        readers[self.readout.input] += 1;
+        for (i, n) in self.nodes.iter().enumerate() {
+            match n {
+                Node::Sum { .. } => return Err("a residual sum has no verified sign-kernel rule yet"),
+                Node::Concat { .. } => return Err("a concatenation has no verified sign-kernel rule yet"),
+                _ if readers[i] > 1 => return Err("a fan-out has no verified sign-kernel rule yet"),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The nodes that read node `id` (the readout is not a node).
+    pub fn readers(&self, id: NodeId) -> Vec<NodeId> {
+        (0..self.nodes.len())
+            .filter(|&j| self.nodes[j].inputs().contains(&id))
+            .collect()
+    }
+
+    /// Whether a node's output is a centred Gaussian process at infinite width.
+    pub fn gaussian(&self, id: NodeId) -> bool {
+        match &self.nodes[id] {
+            Node::Dense { .. } => true,
+            Node::Input | Node::Activation { .. } => false,
+            Node::LayerNorm { input } => self.gaussian(*input),
+            Node::Sum { inputs } | Node::Concat { inputs } => inputs.iter().all(|&i| self.gaussian(i)),
+        }
+    }
+
+    /// Whether a node's output is independent of every earlier node's and centred: it ends
+    /// in fresh weights (a dense, or a layer_norm/sum/concat of such), so adding it to
+    /// another stream adds kernels with no cross terms.
+    pub fn fresh(&self, id: NodeId) -> bool {
+        match &self.nodes[id] {
+            Node::Dense { .. } => true,
+            Node::Input | Node::Activation { .. } => false,
+            Node::LayerNorm { input } => self.fresh(*input),
+            Node::Sum { inputs } | Node::Concat { inputs } => inputs.iter().all(|&i| self.fresh(i)),
+        }
+    }
+
+    /// The width of a node's output, when the declaration fixes it (the input's does not).
+    pub fn width(&self, id: NodeId) -> Option<&Value<usize>> {
+        match &self.nodes[id] {
+            Node::Input => None,
+            Node::Dense { width, .. } => Some(width),
+            Node::Activation { input, .. } | Node::LayerNorm { input } => self.width(*input),
+            Node::Sum { inputs } => inputs.iter().find_map(|&i| self.width(i)),
+            Node::Concat { .. } => None,
+        }
+    }
+}
+
+/// neural-tangents' defaults (docs/math.md §2).
 pub const DEFAULT_W_STD: f64 = 1.0;
 pub const DEFAULT_B_STD: f64 = 0.0;
 
-/// Layer names the grammar accepts.
-pub const LAYERS: &[&str] = &[
-    "dense",
-    "relu",
-    "erf",
-    "identity",
-    "leaky_relu",
-    "abs",
-    "readout",
-];
+/// Layer names of the grammar that are not activations.
+const STRUCTURAL: &[&str] = &["dense", "readout", "layer_norm", "act", "residual", "parallel"];
+
 /// Layers of the neural-tangents vocabulary that infw does not compile yet.
 const PLANNED: &[(&str, &str)] = &[
-    (
-        "gelu",
-        "its kernel needs numerical integration (SPEC §6), which is not implemented yet",
-    ),
-    ("sin", "its closed form is not implemented yet"),
-    (
-        "tanh",
-        "its kernel needs numerical integration (SPEC §6), which is not implemented yet",
-    ),
-    (
-        "softplus",
-        "its kernel needs numerical integration (SPEC §6), which is not implemented yet",
-    ),
-    ("layer_norm", "layer_norm is not implemented yet"),
-    ("residual", "residual blocks are not implemented yet"),
+    ("conv", "convolutions are planned"),
+    ("global_avg_pool", "convolutions and pooling are planned"),
+    ("flatten", "convolutions and pooling are planned"),
+    ("batch_norm", "batch normalisation couples examples and has no per-pair kernel"),
 ];
 
-struct Dense {
-    width: usize,
-    w_std: f64,
-    b_std: f64,
-}
-
-impl Dense {
-    /// This dense layer followed by `activation`.
-    fn then(self, activation: Activation) -> Hidden {
-        Hidden {
-            width: self.width,
-            w_std: self.w_std,
-            b_std: self.b_std,
-            activation,
-        }
-    }
+/// Every name the grammar accepts (for suggestions).
+fn all_names() -> Vec<&'static str> {
+    STRUCTURAL
+        .iter()
+        .copied()
+        .chain(REGISTRY.iter().map(|e| e.name))
+        .collect()
 }
 
 /// Collects errors so that all mistakes are reported at once.
@@ -114,124 +218,398 @@ impl Errors {
     }
 }
 
-/// Validates and normalises the parsed layers.
-pub fn lower(layers: &[LayerCall]) -> Result<Network, Error> {
-    let mut errors = Errors::default();
-    if layers.is_empty() {
+/// The lowering state: the graph so far and the errors found.
+struct Lowering {
+    nodes: Vec<Node>,
+    errors: Errors,
+    exprs: Expressions,
+    readout: Option<Readout>,
+}
+
+/// Validates and lowers the parsed body.
+pub fn lower(items: &[Item]) -> Result<Network, Error> {
+    if items.is_empty() {
         return Err(Error::new(
             Span::call_site(),
             "an empty network: declare at least one layer, e.g. `network!{ dense(512) relu }`",
         ));
     }
-    let mut hidden = Vec::new();
-    let mut pending: Option<Dense> = None;
-    let mut readout: Option<Readout> = None;
-    let mut previous_was_activation = false;
-    for (i, call) in layers.iter().enumerate() {
-        let name = call.name.to_string();
-        if readout.is_some() {
-            errors.push(Error::new(
-                call.name.span(),
-                "nothing may follow `readout(..)`: it is the last layer",
-            ));
-            continue;
-        }
-        let activation = match name.as_str() {
-            "dense" => {
-                if let Some(d) = pending.take() {
-                    hidden.push(d.then(Activation::Identity));
-                }
-                match lower_dense(call) {
-                    Ok(d) => pending = Some(d),
-                    Err(e) => {
-                        errors.push(e);
-                        pending = Some(Dense {
-                            width: 1,
-                            w_std: DEFAULT_W_STD,
-                            b_std: DEFAULT_B_STD,
-                        });
-                    }
-                }
-                previous_was_activation = false;
-                continue;
-            }
-            "readout" => {
-                if let Some(d) = pending.take() {
-                    hidden.push(d.then(Activation::Identity));
-                }
-                match lower_readout(call) {
-                    Ok(r) => readout = Some(r),
-                    Err(e) => {
-                        errors.push(e);
-                        readout = Some(Readout {
-                            outputs: None,
-                            w_std: DEFAULT_W_STD,
-                            b_std: DEFAULT_B_STD,
-                        });
-                    }
-                }
-                continue;
-            }
-            "relu" | "erf" | "identity" | "abs" => no_args(call).map(|_| match name.as_str() {
-                "relu" => Activation::Relu,
-                "erf" => Activation::Erf,
-                "identity" => Activation::Identity,
-                _ => Activation::Abs,
-            }),
-            "leaky_relu" => lower_leaky(call),
-            other => Err(unknown_layer(call, other)),
-        };
-        match (activation, pending.take()) {
-            (Ok(activation), Some(d)) => {
-                hidden.push(d.then(activation));
-            }
-            (Err(e), _) => errors.push(e),
-            (Ok(_), None) => errors.push(Error::new(
-                call.name.span(),
-                if i == 0 {
-                    format!("`{name}` needs a dense layer before it: the input is not Gaussian; write `dense(width) {name}`")
-                } else if previous_was_activation {
-                    format!("two activations in a row: insert a `dense(width)` before `{name}`")
-                } else {
-                    format!("`{name}` must follow a dense layer")
+    let mut l = Lowering {
+        nodes: vec![Node::Input],
+        errors: Errors::default(),
+        exprs: Expressions::default(),
+        readout: None,
+    };
+    // A final top-level `dense` is the readout.
+    let (body, last_dense) = match items.last() {
+        Some(Item::Layer(call)) if call.name == "dense" => (&items[..items.len() - 1], Some(call)),
+        _ => (items, None),
+    };
+    let current = l.sequence(body, 0, true);
+    if l.readout.is_none() {
+        let readout = match last_dense {
+            Some(call) => match l.dense_args(call) {
+                Ok((width, w_std, b_std)) => Readout {
+                    input: current,
+                    outputs: Some(width),
+                    w_std,
+                    b_std,
                 },
-            )),
-        }
-        previous_was_activation = true;
+                Err(e) => {
+                    l.errors.push(e);
+                    default_readout(current)
+                }
+            },
+            None => default_readout(current),
+        };
+        l.readout = Some(readout);
     }
-    if let Some(e) = errors.0 {
+    if let Some(e) = l.errors.0 {
         return Err(e);
     }
-    let readout = match (readout, pending) {
-        (Some(r), _) => r,
-        (None, Some(d)) => Readout {
-            outputs: Some(d.width),
-            w_std: d.w_std,
-            b_std: d.b_std,
-        },
-        (None, None) => Readout {
-            outputs: None,
-            w_std: DEFAULT_W_STD,
-            b_std: DEFAULT_B_STD,
-        },
-    };
-    Ok(Network { hidden, readout })
+    Ok(Network {
+        nodes: l.nodes,
+        readout: l.readout.expect("set above"),
+        expressions: l.exprs.count,
+    })
 }
 
-fn unknown_layer(call: &LayerCall, name: &str) -> Error {
-    if let Some((_, why)) = PLANNED.iter().find(|(n, _)| *n == name) {
-        return Error::new(
-            call.name.span(),
-            format!("`{name}` is not supported yet: {why}"),
-        );
+fn default_readout(input: NodeId) -> Readout {
+    Readout {
+        input,
+        outputs: None,
+        w_std: Value::Literal(DEFAULT_W_STD),
+        b_std: Value::Literal(DEFAULT_B_STD),
     }
+}
+
+impl Lowering {
+    fn push(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn gaussian(&self, id: NodeId) -> bool {
+        self.view().gaussian(id)
+    }
+
+    fn fresh(&self, id: NodeId) -> bool {
+        self.view().fresh(id)
+    }
+
+    /// A read-only network over the nodes so far, for the node predicates.
+    fn view(&self) -> Network {
+        Network {
+            nodes: self.nodes.clone(),
+            readout: default_readout(0),
+            expressions: 0,
+        }
+    }
+
+    /// Lowers a sequence reading `input`; returns the node of its output.
+    fn sequence(&mut self, items: &[Item], mut current: NodeId, top: bool) -> NodeId {
+        for (k, item) in items.iter().enumerate() {
+            if self.readout.is_some() {
+                let span = match item {
+                    Item::Layer(c) => c.name.span(),
+                    Item::Block(b) => b.name.span(),
+                };
+                self.errors.push(Error::new(
+                    span,
+                    "nothing may follow `readout(..)`: it is the last layer",
+                ));
+                return current;
+            }
+            current = match item {
+                Item::Layer(call) => self.layer(call, current, top, k == items.len() - 1),
+                Item::Block(block) => self.block(block, current),
+            };
+        }
+        current
+    }
+
+    fn layer(&mut self, call: &LayerCall, input: NodeId, top: bool, last: bool) -> NodeId {
+        let name = call.name.to_string();
+        match name.as_str() {
+            "dense" => match self.dense_args(call) {
+                Ok((width, w_std, b_std)) => self.push(Node::Dense {
+                    input,
+                    width,
+                    w_std,
+                    b_std,
+                }),
+                Err(e) => {
+                    self.errors.push(e);
+                    self.push(Node::Dense {
+                        input,
+                        width: Value::Literal(1),
+                        w_std: Value::Literal(DEFAULT_W_STD),
+                        b_std: Value::Literal(DEFAULT_B_STD),
+                    })
+                }
+            },
+            "readout" => {
+                if !top || !last {
+                    self.errors.push(Error::new(
+                        call.name.span(),
+                        if top {
+                            "nothing may follow `readout(..)`: it is the last layer"
+                        } else {
+                            "`readout(..)` is the network's last layer; it cannot stand inside a block"
+                        },
+                    ));
+                    return input;
+                }
+                match self.readout_args(call) {
+                    Ok((w_std, b_std)) => {
+                        self.readout = Some(Readout {
+                            input,
+                            outputs: None,
+                            w_std,
+                            b_std,
+                        })
+                    }
+                    Err(e) => self.errors.push(e),
+                }
+                input
+            }
+            "residual" | "parallel" => {
+                self.errors.push(Error::new(
+                    call.name.span(),
+                    format!("`{name}` needs its layers in parentheses, e.g. `{name}(dense(512) relu dense(512))`"),
+                ));
+                input
+            }
+            "layer_norm" => {
+                if let Err(e) = no_args(call) {
+                    self.errors.push(e);
+                }
+                if !self.gaussian(input) {
+                    self.errors.push(self.needs_gaussian(call, input));
+                }
+                self.push(Node::LayerNorm { input })
+            }
+            "act" => {
+                let rule = match user_path(call) {
+                    Ok(p) => Rule::User(UserPath(p)),
+                    Err(e) => {
+                        self.errors.push(e);
+                        return input;
+                    }
+                };
+                self.activation(call, input, rule)
+            }
+            other if PLANNED.iter().any(|(n, _)| *n == other) => {
+                let why = PLANNED.iter().find(|(n, _)| *n == other).map(|(_, w)| *w).unwrap_or("");
+                self.errors.push(Error::new(call.name.span(), format!("`{other}` is not supported yet: {why}")));
+                input
+            }
+            other => match lookup(other) {
+                Some(entry) => match activation_params(call, entry) {
+                    Ok(params) => self.activation(
+                        call,
+                        input,
+                        Rule::Registry {
+                            entry: entry.name,
+                            params,
+                        },
+                    ),
+                    Err(e) => {
+                        self.errors.push(e);
+                        input
+                    }
+                },
+                None => {
+                    self.errors.push(unknown_layer(call.name.span(), other));
+                    input
+                }
+            },
+        }
+    }
+
+    fn activation(&mut self, call: &LayerCall, input: NodeId, rule: Rule) -> NodeId {
+        if !self.gaussian(input) {
+            self.errors.push(self.needs_gaussian(call, input));
+        }
+        self.push(Node::Activation { input, rule })
+    }
+
+    fn needs_gaussian(&self, call: &LayerCall, input: NodeId) -> Error {
+        let name = &call.name;
+        let msg = match &self.nodes[input] {
+            Node::Input => format!(
+                "`{name}` needs a dense layer before it: the input is not Gaussian; write `dense(width) {name}`"
+            ),
+            Node::Activation { .. } if name != "layer_norm" => {
+                format!("two activations in a row: insert a `dense(width)` before `{name}`")
+            }
+            _ => format!(
+                "`{name}` needs a Gaussian input (a dense layer, or a residual/layer_norm of one); insert a `dense(width)` before it"
+            ),
+        };
+        Error::new(name.span(), msg)
+    }
+
+    fn block(&mut self, block: &Block, input: NodeId) -> NodeId {
+        let kind = block.name.to_string();
+        if block.branches.iter().all(|b| b.is_empty()) {
+            self.errors.push(Error::new(
+                block.span,
+                format!("an empty `{kind}`: give it layers, e.g. `{kind}(dense(512) relu dense(512))`"),
+            ));
+            return input;
+        }
+        match kind.as_str() {
+            "residual" => {
+                if block.branches.len() > 1 {
+                    self.errors.push(Error::new(
+                        block.span,
+                        "`residual` takes one block; `|` separates the branches of `parallel(… | …)`",
+                    ));
+                }
+                let end = self.sequence(&block.branches[0], input, false);
+                if !self.fresh(end) {
+                    self.errors.push(Error::new(
+                        block.name.span(),
+                        "a residual block must end in a dense layer (or a layer_norm of one): its output is then independent of the stream, and the kernels add (docs/math.md §8)",
+                    ));
+                }
+                self.check_same_width(block, &[input, end]);
+                self.push(Node::Sum {
+                    inputs: vec![input, end],
+                })
+            }
+            "parallel" => {
+                if block.branches.len() < 2 {
+                    self.errors.push(Error::new(
+                        block.span,
+                        "`parallel` needs two or more branches separated by `|`: `parallel(dense(256) relu | dense(256) erf)`",
+                    ));
+                }
+                let ends: Vec<NodeId> = block
+                    .branches
+                    .iter()
+                    .map(|b| self.sequence(b, input, false))
+                    .collect();
+                if ends.iter().any(|&e| self.view().width(e).is_none()) {
+                    self.errors.push(Error::new(
+                        block.span,
+                        "every branch of `parallel` must have a declared width (start it with a dense layer): the concatenation weights each branch's kernel by its width",
+                    ));
+                }
+                self.push(Node::Concat { inputs: ends })
+            }
+            _ => unreachable!("syntax only builds blocks named in BLOCKS"),
+        }
+    }
+
+    /// A residual adds equal widths: literal widths that differ are an error here.
+    fn check_same_width(&mut self, block: &Block, ids: &[NodeId]) {
+        let view = self.view();
+        let lits: Vec<usize> = ids
+            .iter()
+            .filter_map(|&i| view.width(i).and_then(|w| w.literal()))
+            .collect();
+        if lits.windows(2).any(|w| w[0] != w[1]) {
+            self.errors.push(Error::new(
+                block.name.span(),
+                format!(
+                    "the residual block's output width {} differs from the stream's {}: a sum needs equal widths",
+                    lits[1], lits[0]
+                ),
+            ));
+        }
+    }
+
+    fn dense_args(&mut self, call: &LayerCall) -> Result<(Value<usize>, Value<f64>, Value<f64>), Error> {
+        let missing = || Error::new(call.name.span(), "`dense` needs a width: `dense(512)`");
+        let args = call.args.as_ref().ok_or_else(missing)?;
+        let (mut width, mut w_std, mut b_std) = (None, None, None);
+        for (k, arg) in args.list.iter().enumerate() {
+            match &arg.key {
+                None if k == 0 => width = Some(value::width_value(&arg.value, &mut self.exprs)?),
+                None => {
+                    return Err(Error::new(
+                        arg.value.span(),
+                        "`dense` takes one positional argument, the width; name the others: `w_std = …`, `b_std = …`",
+                    ))
+                }
+                Some(key) if key == "width" => {
+                    if width.is_some() {
+                        return Err(Error::new(key.span(), "the width is given twice"));
+                    }
+                    width = Some(value::width_value(&arg.value, &mut self.exprs)?);
+                }
+                Some(key) => self.stds(arg, key, &mut w_std, &mut b_std, &["width", "w_std", "b_std"])?,
+            }
+        }
+        let width = width.ok_or_else(|| Error::new(args.span, "`dense` needs a width: `dense(512)`"))?;
+        Ok((
+            width,
+            w_std.unwrap_or(Value::Literal(DEFAULT_W_STD)),
+            b_std.unwrap_or(Value::Literal(DEFAULT_B_STD)),
+        ))
+    }
+
+    fn readout_args(&mut self, call: &LayerCall) -> Result<(Value<f64>, Value<f64>), Error> {
+        let (mut w_std, mut b_std) = (None, None);
+        for arg in call.args.iter().flat_map(|a| &a.list) {
+            match &arg.key {
+                None => {
+                    return Err(Error::new(
+                        arg.value.span(),
+                        "`readout` takes no width: it has as many outputs as the targets have columns \
+                         (write a final `dense(C, ..)` to fix C); name its parameters: `w_std = …`, `b_std = …`",
+                    ))
+                }
+                Some(key) => self.stds(arg, key, &mut w_std, &mut b_std, &["w_std", "b_std"])?,
+            }
+        }
+        Ok((
+            w_std.unwrap_or(Value::Literal(DEFAULT_W_STD)),
+            b_std.unwrap_or(Value::Literal(DEFAULT_B_STD)),
+        ))
+    }
+
+    /// Named `w_std` / `b_std` arguments shared by `dense` and `readout`.
+    fn stds(
+        &mut self,
+        arg: &Arg,
+        key: &syn::Ident,
+        w_std: &mut Option<Value<f64>>,
+        b_std: &mut Option<Value<f64>>,
+        allowed: &[&str],
+    ) -> Result<(), Error> {
+        let slot = match key.to_string().as_str() {
+            "w_std" => w_std,
+            "b_std" => b_std,
+            other => {
+                let hint = nearest(other, allowed)
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                return Err(Error::new(
+                    key.span(),
+                    format!("unknown parameter `{other}`; expected one of {}{hint}", allowed.join(", ")),
+                ));
+            }
+        };
+        if slot.is_some() {
+            return Err(Error::new(key.span(), format!("`{key}` is given twice")));
+        }
+        *slot = Some(value::std_value(&arg.value, &key.to_string(), &mut self.exprs)?);
+        Ok(())
+    }
+}
+
+fn unknown_layer(span: Span, name: &str) -> Error {
+    let names = all_names();
     let mut msg = format!("unknown layer `{name}`");
-    if let Some(best) = nearest(name, LAYERS) {
+    if let Some(best) = nearest(name, &names) {
         msg.push_str(&format!("; did you mean `{best}`?"));
     } else {
-        msg.push_str(&format!("; the layers are {}", LAYERS.join(", ")));
+        msg.push_str(&format!("; the layers are {}", names.join(", ")));
     }
-    Error::new(call.name.span(), msg)
+    Error::new(span, msg)
 }
 
 fn no_args(call: &LayerCall) -> Result<(), Error> {
@@ -244,191 +622,75 @@ fn no_args(call: &LayerCall) -> Result<(), Error> {
     }
 }
 
-/// Reads a number literal (optionally negated); anything else is an error at its span.
-fn number(expr: &Expr, what: &str) -> Result<f64, Error> {
-    let (negative, lit) = match expr {
-        Expr::Lit(ExprLit { lit, .. }) => (false, lit),
-        Expr::Unary(ExprUnary {
-            op: UnOp::Neg(_),
-            expr,
-            ..
-        }) => match &**expr {
-            Expr::Lit(ExprLit { lit, .. }) => (true, lit),
-            _ => {
-                return Err(Error::new(
-                    expr.span(),
-                    format!("{what} must be a number literal"),
-                ))
-            }
-        },
-        _ => {
-            return Err(Error::new(
-                expr.span(),
-                format!("{what} must be a number literal, e.g. `1.5`"),
-            ))
-        }
-    };
-    let value = match lit {
-        Lit::Float(f) => f.base10_parse::<f64>()?,
-        Lit::Int(i) => i.base10_parse::<f64>()?,
-        _ => {
-            return Err(Error::new(
-                lit.span(),
-                format!("{what} must be a number literal, e.g. `1.5`"),
-            ))
-        }
-    };
-    if !value.is_finite() {
-        return Err(Error::new(lit.span(), format!("{what} must be finite")));
-    }
-    Ok(if negative { -value } else { value })
-}
-
-fn std_value(arg: &Arg, key: &str) -> Result<f64, Error> {
-    let v = number(&arg.value, key)?;
-    if v < 0.0 {
-        return Err(Error::new(
-            arg.value.span(),
-            format!("{key} must be ≥ 0 (it is a standard deviation); found {v}"),
-        ));
-    }
-    Ok(v)
-}
-
-fn width_value(expr: &Expr) -> Result<usize, Error> {
-    let bad = || {
-        Error::new(
-            expr.span(),
-            "the width must be a positive integer, e.g. `dense(512)`",
-        )
-    };
-    match expr {
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(i), ..
-        }) => match i.base10_parse::<usize>() {
-            Ok(0) => Err(Error::new(expr.span(), "the width must be at least 1")),
-            Ok(w) => Ok(w),
-            Err(_) => Err(bad()),
-        },
-        _ => Err(bad()),
-    }
-}
-
-/// Named `w_std` / `b_std` arguments shared by `dense` and `readout`.
-fn stds(
-    arg: &Arg,
-    key: &syn::Ident,
-    w_std: &mut Option<f64>,
-    b_std: &mut Option<f64>,
-    allowed: &[&str],
-) -> Result<(), Error> {
-    let slot = match key.to_string().as_str() {
-        "w_std" => w_std,
-        "b_std" => b_std,
-        other => {
-            let hint = nearest(other, allowed)
-                .map(|n| format!("; did you mean `{n}`?"))
-                .unwrap_or_default();
-            return Err(Error::new(
-                key.span(),
-                format!(
-                    "unknown parameter `{other}`; expected one of {}{hint}",
-                    allowed.join(", ")
-                ),
-            ));
-        }
-    };
-    if slot.is_some() {
-        return Err(Error::new(key.span(), format!("`{key}` is given twice")));
-    }
-    *slot = Some(std_value(arg, &key.to_string())?);
-    Ok(())
-}
-
-fn lower_dense(call: &LayerCall) -> Result<Dense, Error> {
-    let missing = || Error::new(call.name.span(), "`dense` needs a width: `dense(512)`");
-    let args = call.args.as_ref().ok_or_else(missing)?;
-    let (mut width, mut w_std, mut b_std) = (None, None, None);
-    for (k, arg) in args.list.iter().enumerate() {
-        match &arg.key {
-            None if k == 0 => width = Some(width_value(&arg.value)?),
-            None => {
-                return Err(Error::new(
-                    arg.value.span(),
-                    "`dense` takes one positional argument, the width; name the others: `w_std = …`, `b_std = …`",
-                ))
-            }
-            Some(key) if key == "width" => {
-                if width.is_some() {
-                    return Err(Error::new(key.span(), "the width is given twice"));
-                }
-                width = Some(width_value(&arg.value)?);
-            }
-            Some(key) => stds(arg, key, &mut w_std, &mut b_std, &["width", "w_std", "b_std"])?,
-        }
-    }
-    let width =
-        width.ok_or_else(|| Error::new(args.span, "`dense` needs a width: `dense(512)`"))?;
-    Ok(Dense {
-        width,
-        w_std: w_std.unwrap_or(DEFAULT_W_STD),
-        b_std: b_std.unwrap_or(DEFAULT_B_STD),
-    })
-}
-
-fn lower_readout(call: &LayerCall) -> Result<Readout, Error> {
-    let (mut w_std, mut b_std) = (None, None);
-    for arg in call.args.iter().flat_map(|a| &a.list) {
-        match &arg.key {
-            None => {
-                return Err(Error::new(
-                    arg.value.span(),
-                    "`readout` takes no width: it has as many outputs as the targets have columns \
-                     (write a final `dense(C, ..)` to fix C); name its parameters: `w_std = …`, `b_std = …`",
-                ))
-            }
-            Some(key) => stds(arg, key, &mut w_std, &mut b_std, &["w_std", "b_std"])?,
-        }
-    }
-    Ok(Readout {
-        outputs: None,
-        w_std: w_std.unwrap_or(DEFAULT_W_STD),
-        b_std: b_std.unwrap_or(DEFAULT_B_STD),
-    })
-}
-
-fn lower_leaky(call: &LayerCall) -> Result<Activation, Error> {
-    let missing = || {
-        Error::new(
-            call.name.span(),
-            "`leaky_relu` needs its negative slope: `leaky_relu(0.1)`",
-        )
-    };
-    let args = call.args.as_ref().ok_or_else(missing)?;
+/// `act(path)`: exactly one positional path.
+fn user_path(call: &LayerCall) -> Result<syn::Path, Error> {
+    let usage = "`act` names a type implementing `infw::UserActivation`: `act(my_crate::Swish)`";
+    let args = call.args.as_ref().ok_or_else(|| Error::new(call.name.span(), usage))?;
     match args.list.as_slice() {
-        [arg] => {
-            if let Some(key) = &arg.key {
-                if key != "alpha" {
-                    let hint = nearest(&key.to_string(), &["alpha"])
-                        .map(|n| format!("; did you mean `{n}`?"))
-                        .unwrap_or_default();
-                    return Err(Error::new(
-                        key.span(),
-                        format!("unknown parameter `{key}`; expected `alpha`{hint}"),
-                    ));
+        [Arg { key: None, value: syn::Expr::Path(p) }] if p.qself.is_none() => Ok(p.path.clone()),
+        [arg] => Err(Error::new(arg.value.span(), format!("not a path: {usage}"))),
+        _ => Err(Error::new(args.span, usage)),
+    }
+}
+
+/// The literal parameters of a registry activation, in its declared order.
+fn activation_params(call: &LayerCall, entry: &Entry) -> Result<Vec<f64>, Error> {
+    let name = entry.name;
+    let list = call.args.as_ref().map(|a| a.list.as_slice()).unwrap_or(&[]);
+    let mut values: Vec<Option<f64>> = vec![None; entry.params.len()];
+    for (k, arg) in list.iter().enumerate() {
+        let slot = match &arg.key {
+            None => k,
+            Some(key) => {
+                let names: Vec<&str> = entry.params.iter().map(|p| p.name).collect();
+                match names.iter().position(|n| key == n) {
+                    Some(i) => i,
+                    None => {
+                        let hint = nearest(&key.to_string(), &names)
+                            .map(|n| format!("; did you mean `{n}`?"))
+                            .unwrap_or_default();
+                        let expected = if names.is_empty() {
+                            format!("`{name}` takes no arguments")
+                        } else {
+                            format!("expected {}", names.join(", "))
+                        };
+                        return Err(Error::new(key.span(), format!("unknown parameter `{key}`; {expected}{hint}")));
+                    }
                 }
             }
-            Ok(Activation::LeakyRelu(number(&arg.value, "the slope α")?))
+        };
+        if slot >= values.len() {
+            let msg = if entry.params.is_empty() {
+                format!("`{name}` takes no arguments")
+            } else {
+                format!("`{name}` takes {} argument(s)", entry.params.len())
+            };
+            return Err(Error::new(arg.value.span(), msg));
         }
-        [] => Err(Error::new(
-            args.span,
-            "`leaky_relu` needs its negative slope: `leaky_relu(0.1)`",
-        )),
-        [_, extra, ..] => Err(Error::new(
-            extra.value.span(),
-            "`leaky_relu` takes one argument, the negative slope",
-        )),
+        if values[slot].is_some() {
+            return Err(Error::new(arg.value.span(), "this parameter is given twice"));
+        }
+        values[slot] = Some(value::number(&arg.value, entry.params[slot].name)?);
     }
+    let mut out = Vec::with_capacity(values.len());
+    for (v, p) in values.iter().zip(entry.params) {
+        match v.or(p.default) {
+            Some(v) => out.push(v),
+            None => {
+                return Err(Error::new(
+                    call.args.as_ref().map(|a| a.span).unwrap_or(call.name.span()),
+                    format!("`{name}` needs its parameter `{}`: e.g. `{name}(0.1)`", p.name),
+                ))
+            }
+        }
+    }
+    (entry.check)(&out).map_err(|msg| {
+        Error::new(
+            call.args.as_ref().map(|a| a.span).unwrap_or(call.name.span()),
+            format!("`{name}`: {msg}"),
+        )
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]

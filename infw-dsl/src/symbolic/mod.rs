@@ -1,53 +1,88 @@
-//! Stage 3, symbolic derivation: SPEC §3–§4 unrolled for one architecture.
+//! Stage 3, symbolic derivation: docs/math.md §3, §4 and §8 unrolled for one graph.
 //!
-//! The derivation walks the layers once, threading a [`State`] that names the variables
-//! holding the current layer's quantities, and emits straight-line code: a per-point pass
-//! (Σˡ(x,x), and the backward covariances Πˡ(x,x) of SPEC §4) and a fused per-pair pass
-//! (covariances, NTK, sign kernels, then R and H). Constants (σw², σb², products of
-//! them) are folded here, at compile time. One file per layer rule:
-//! [`dense`] (the affine maps and everything that belongs to weights) and the activation
-//! rules [`piecewise_linear`] (relu, leaky_relu, abs, identity) and [`erf`].
+//! The derivation walks the nodes once in order and emits straight-line code, variables
+//! named by node: a per-point pass (each node's variance Σ(x,x), what the activations
+//! precompute, and the backward covariances of the Adam-like limit) and a fused per-pair
+//! pass (covariances, NTK, parallelism, sign kernels, then R and H). Literal constants
+//! (σw², σb², their products) are folded here; expressions become fields of the program.
+//! One file per node kind: [`dense`] (also the readout, and everything that belongs to
+//! weights, incl. the Adam-limit terms), [`activation`] (any registry rule or a user's),
+//! [`layer_norm`], [`combine`] (sum and concat).
 
+pub mod activation;
+pub mod combine;
 pub mod dense;
-pub mod erf;
-pub mod piecewise_linear;
+pub mod layer_norm;
 
-use crate::ir::{Activation, Network};
+use crate::ir::{Network, Node, NodeId, Value};
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
+/// A field of the generated `Point<T>`: per-point data the pair pass reads.
+pub struct PointField {
+    pub name: Ident,
+    /// `None`: a number (`T`); `Some(rule type)`: that rule's `Dual::Point<T>`.
+    pub rule: Option<TokenStream>,
+    /// The f64 value computed in the point pass.
+    pub value: TokenStream,
+}
+
 /// The unrolled program, ready to be placed into an impl by `codegen`.
 pub struct Derivation {
-    /// L, the number of hidden blocks.
-    pub hidden_layers: usize,
-    /// Statements of the per-point pass; they end with the point value.
+    pub fields: Vec<PointField>,
+    /// Statements of the per-point pass (locals `q{n}`, …).
     pub point: Vec<TokenStream>,
-    /// Statements of the per-pair pass computing every layer's covariance, NTK and duals.
-    pub pair_forward: Vec<TokenStream>,
+    /// Statements of the per-pair pass computing every node's covariance, NTK and duals.
+    pub pair: Vec<TokenStream>,
     /// Expressions of the readout NNGP and NTK.
     pub nngp: TokenStream,
     pub ntk: TokenStream,
-    /// Expression of R (SPEC §4).
-    pub readout_part: TokenStream,
-    /// Statements computing `hidden`, H (SPEC §4).
-    pub hidden_part: Vec<TokenStream>,
+    /// The Adam-like limit, when derived for every node: R's expression and H's statements
+    /// (ending in `let hidden = …;`).
+    pub adam: Option<(TokenStream, Vec<TokenStream>)>,
+    /// Whether R, respectively H, read S⁰ = ⟨x, sign x'⟩/d0.
+    pub sign_dot: (bool, bool),
 }
 
-/// The variables that hold the current layer's quantities as the derivation walks.
+/// What the pair pass knows about a node's output.
 #[derive(Clone)]
-pub struct State {
-    /// 1-based index of the dense layer about to be applied.
-    pub layer: usize,
-    /// Per-point pass: the expression of E[φ(u)²] of the previous layer (‖x‖²/d0 at the input).
-    pub point_phi: TokenStream,
-    /// Per-pair pass: the expression of E[φ(u)φ(v)] of the previous layer (⟨x,x'⟩/d0 at the input).
-    pub pair_phi: TokenStream,
-    /// The expression of the previous layer's parallelism.
-    pub pair_parallel: TokenStream,
-    /// The previous layer's dual (None at the input).
-    pub previous: Option<Ident>,
-    /// The hidden runtime path.
+pub struct PairVars {
+    pub cov: TokenStream,
+    /// `None` while no parameter lies upstream (the input): Θ = 0.
+    pub ntk: Option<TokenStream>,
+    pub parallel: TokenStream,
+}
+
+/// The state threaded through the walk.
+pub struct Walk<'a> {
+    pub net: &'a Network,
     pub rt: TokenStream,
+    pub fields: Vec<PointField>,
+    pub point: Vec<TokenStream>,
+    pub pair: Vec<TokenStream>,
+    pub vars: Vec<PairVars>,
+}
+
+impl Walk<'_> {
+    /// Adds a point field (once).
+    pub fn field(&mut self, name: Ident, rule: Option<TokenStream>, value: TokenStream) {
+        if !self.fields.iter().any(|f| f.name == name) {
+            self.fields.push(PointField { name, rule, value });
+        }
+    }
+
+    /// The per-point variance of node `n` as a field of both points (for parallelism and
+    /// Gaussian sign kernels).
+    pub fn variance_field(&mut self, n: NodeId) -> Ident {
+        let q = q(n);
+        self.field(q.clone(), None, quote!(#q));
+        q
+    }
+}
+
+/// The local holding Σ(x,x) of node `n` in the point pass.
+pub fn q(n: NodeId) -> Ident {
+    format_ident!("q{}", n)
 }
 
 /// Literal of an f64 folded at compile time.
@@ -56,87 +91,113 @@ pub fn lit(v: f64) -> TokenStream {
     quote!(#l)
 }
 
-/// `factor * expr`, dropping the product when the factor is exactly 1.
-/// The constant goes on the right so the same code serves `f64` and lanes.
-pub fn scaled(factor: f64, expr: TokenStream) -> TokenStream {
-    if factor == 1.0 {
-        expr
-    } else {
-        let f = lit(factor);
-        quote!(#expr * #f)
+/// A value's square: folded for a literal, `(self.p * self.p)` for an expression.
+pub fn square(v: &Value<f64>) -> Factor {
+    match v {
+        Value::Literal(x) => Factor::Const(x * x),
+        Value::Expr { .. } => {
+            let t = crate::ir::value::f64_tokens(v);
+            Factor::Tokens(quote!((#t * #t)))
+        }
     }
 }
 
-/// `expr + term`, dropping the sum when the term is exactly 0.
-pub fn plus(expr: TokenStream, term: f64) -> TokenStream {
-    if term == 0.0 {
-        expr
-    } else {
-        let t = lit(term);
-        quote!(#expr + #t)
+/// A value as a factor.
+pub fn factor(v: &Value<f64>) -> Factor {
+    match v {
+        Value::Literal(x) => Factor::Const(*x),
+        Value::Expr { .. } => Factor::Tokens(crate::ir::value::f64_tokens(v)),
     }
 }
 
-/// The runtime expression of an activation's dual rule.
-fn dual_rule(activation: Activation, rt: &TokenStream) -> TokenStream {
-    match activation {
-        Activation::Erf => erf::dual(rt),
-        other => piecewise_linear::dual(other, rt),
+/// A multiplier or addend that is either a folded constant or runtime tokens.
+#[derive(Clone)]
+pub enum Factor {
+    Const(f64),
+    Tokens(TokenStream),
+}
+
+impl Factor {
+    /// `expr * self`, dropping a product by exactly 1 (constants on the right, so the
+    /// same code serves `f64` and lanes).
+    pub fn times(&self, expr: TokenStream) -> TokenStream {
+        match self {
+            Factor::Const(c) if *c == 1.0 => expr,
+            Factor::Const(c) => {
+                let c = lit(*c);
+                quote!(#expr * #c)
+            }
+            Factor::Tokens(t) => quote!(#expr * #t),
+        }
+    }
+
+    /// `expr + self`, dropping a sum with exactly 0.
+    pub fn plus(&self, expr: TokenStream) -> TokenStream {
+        match self {
+            Factor::Const(c) if *c == 0.0 => expr,
+            Factor::Const(c) => {
+                let c = lit(*c);
+                quote!(#expr + #c)
+            }
+            Factor::Tokens(t) => quote!(#expr + #t),
+        }
+    }
+
+    /// Whether it is the constant 0.
+    pub fn is_zero(&self) -> bool {
+        matches!(self, Factor::Const(c) if *c == 0.0)
     }
 }
 
 /// Derives the per-point and per-pair programs of `net`.
 pub fn derive(net: &Network, rt: &TokenStream) -> Derivation {
-    let mut point = Vec::new();
-    let mut pair_forward = Vec::new();
-    let mut state = State {
-        layer: 1,
-        point_phi: quote!(sq_norm),
-        pair_phi: quote!(input.dot),
-        pair_parallel: quote!(input.parallel),
-        previous: None,
+    let mut w = Walk {
+        net,
         rt: rt.clone(),
+        fields: Vec::new(),
+        point: Vec::new(),
+        pair: Vec::new(),
+        vars: Vec::with_capacity(net.nodes.len()),
     };
-    let mut sigmas = Vec::new();
-    for block in &net.hidden {
-        let l = state.layer;
-        let (p, q) = dense::hidden(block.w_std, block.b_std, &state);
-        point.extend(p);
-        pair_forward.extend(q);
-        let rule = dual_rule(block.activation, rt);
-        let sigma = format_ident!("sigma{}", l);
-        let phi = format_ident!("phi{}", l);
-        let cov = format_ident!("cov{}", l);
-        let par = format_ident!("par{}", l);
-        let act = format_ident!("act{}", l);
-        let idx = proc_macro2::Literal::usize_unsuffixed(l - 1);
-        point.push(quote!(let #phi = #rule.diag(#sigma);));
-        pair_forward
-            .push(quote!(let #act = #rule.pair(x.var[#idx], t.var[#idx], #cov, #par, want);));
-        sigmas.push(sigma);
-        state = State {
-            layer: l + 1,
-            point_phi: quote!(#phi.phi),
-            pair_phi: quote!(#act.phi),
-            pair_parallel: quote!(#act.parallel),
-            previous: Some(act),
-            rt: rt.clone(),
+    for (n, node) in net.nodes.iter().enumerate() {
+        let vars = match node {
+            Node::Input => {
+                w.point.push(quote!(let q0 = sq_norm;));
+                PairVars {
+                    cov: quote!(input.dot),
+                    ntk: None,
+                    parallel: quote!(input.parallel),
+                }
+            }
+            Node::Dense {
+                input,
+                w_std,
+                b_std,
+                ..
+            } => dense::hidden(&mut w, n, *input, w_std, b_std),
+            Node::Activation { input, rule } => activation::node(&mut w, n, *input, rule),
+            Node::LayerNorm { input } => layer_norm::node(&mut w, n, *input),
+            Node::Sum { inputs } => combine::sum(&mut w, n, inputs),
+            Node::Concat { inputs } => combine::concat(&mut w, n, inputs),
         };
+        w.vars.push(vars);
     }
-    let (nngp, ntk, readout_part) = dense::readout(net.readout.w_std, net.readout.b_std, &state);
-    let (pi_point, pi_names) = dense::backward_point(net);
-    point.extend(pi_point);
-    point.push(quote! {
-        Point { var: [#(#rt::dual::Var::new(#sigmas)),*], inv_sqrt_pi: [#(#rt::dual::inv_sqrt_or_zero(#pi_names)),*] }
-    });
-    let hidden_part = dense::hidden_part(net);
+    let (nngp, ntk) = dense::readout(&w);
+    let adam = net.adam_limit().ok().map(|()| dense::adam_limit(&mut w));
+    let reads_input = |n: NodeId| n == 0;
+    let sign_dot = (
+        reads_input(net.readout.input),
+        net.nodes
+            .iter()
+            .any(|n| matches!(n, Node::Dense { input, .. } if reads_input(*input))),
+    );
     Derivation {
-        hidden_layers: net.hidden.len(),
-        point,
-        pair_forward,
+        fields: w.fields,
+        point: w.point,
+        pair: w.pair,
         nngp,
         ntk,
-        readout_part,
-        hidden_part,
+        adam,
+        sign_dot,
     }
 }

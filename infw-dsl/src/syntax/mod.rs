@@ -1,19 +1,45 @@
-//! Stage 1, syntax: tokens → a list of layer calls, each keeping its spans.
+//! Stage 1, syntax: tokens → a tree of layer calls and blocks, each keeping its spans.
 //!
-//! Only the shape is checked here (`name` or `name(args)`, arguments `value` or
-//! `key = value`); names and values are judged by the `ir` stage.
+//! Only the shape is checked here (`name`, `name(args)`, `residual(layers…)`,
+//! `parallel(layers… | layers…)`; arguments `value` or `key = value`); names and values
+//! are judged by the `ir` stage.
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{parenthesized, Expr, Ident, Token};
 
-/// One layer as written: `relu`, `leaky_relu(0.1)`, `dense(512, w_std = 1.4)`.
+/// How deeply blocks may nest: far beyond any real architecture, and well below what
+/// would overflow the compiler's stack.
+pub const MAX_NESTING: usize = 32;
+
+/// The block combinators: their bodies are layers, not arguments.
+pub const BLOCKS: &[&str] = &["residual", "parallel"];
+
+/// One item of a layer sequence.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// `relu`, `leaky_relu(0.1)`, `dense(512, w_std = 1.4)`, `act(my::Swish)`.
+    Layer(LayerCall),
+    /// `residual(…)` or `parallel(… | …)`.
+    Block(Block),
+}
+
+/// One layer as written.
 #[derive(Debug, Clone)]
 pub struct LayerCall {
     pub name: Ident,
     /// `None` when written without parentheses.
     pub args: Option<Args>,
+}
+
+/// A combinator with its branches: `residual` has one, `parallel` one per `|`-separated part.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub name: Ident,
+    /// The span of the parentheses.
+    pub span: Span,
+    pub branches: Vec<Vec<Item>>,
 }
 
 /// The parenthesised arguments of a layer call.
@@ -48,44 +74,76 @@ impl Parse for Arg {
     }
 }
 
-impl Parse for LayerCall {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        if input.peek(Token![,]) || input.peek(Token![;]) {
-            let sep: proc_macro2::TokenTree = input.parse()?;
-            return Err(syn::Error::new(
-                sep.span(),
-                "layers are separated by whitespace only; remove this separator",
-            ));
-        }
-        let name: Ident = input.parse().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                "expected a layer name such as `dense(512)`, `relu`, `erf`",
-            )
-        })?;
-        let args = if input.peek(syn::token::Paren) {
-            let content;
-            let paren = parenthesized!(content in input);
-            let list = Punctuated::<Arg, Token![,]>::parse_terminated(&content)?;
-            Some(Args {
-                span: paren.span.join(),
-                list: list.into_iter().collect(),
-            })
-        } else {
-            None
-        };
-        Ok(LayerCall { name, args })
+/// Parses a sequence of items up to the end of `input` or a `|` (left in the stream).
+fn items(input: ParseStream, depth: usize) -> syn::Result<Vec<Item>> {
+    let mut out = Vec::new();
+    while !input.is_empty() && !input.peek(Token![|]) {
+        out.push(item(input, depth)?);
     }
+    Ok(out)
 }
 
-/// The whole body of `network!`: layer calls separated by whitespace.
-pub fn parse(input: TokenStream) -> syn::Result<Vec<LayerCall>> {
-    let parser = |stream: ParseStream| {
-        let mut layers = Vec::new();
-        while !stream.is_empty() {
-            layers.push(stream.parse::<LayerCall>()?);
+fn item(input: ParseStream, depth: usize) -> syn::Result<Item> {
+    if input.peek(Token![,]) || input.peek(Token![;]) {
+        let sep: proc_macro2::TokenTree = input.parse()?;
+        return Err(syn::Error::new(
+            sep.span(),
+            "layers are separated by whitespace only; remove this separator",
+        ));
+    }
+    let name: Ident = input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected a layer name such as `dense(512)`, `relu`, `residual(…)`",
+        )
+    })?;
+    let block = BLOCKS.contains(&name.to_string().as_str());
+    if !input.peek(syn::token::Paren) {
+        return Ok(Item::Layer(LayerCall { name, args: None }));
+    }
+    let content;
+    let paren = parenthesized!(content in input);
+    let span = paren.span.join();
+    if block {
+        if depth >= MAX_NESTING {
+            return Err(syn::Error::new(
+                name.span(),
+                format!("blocks nest more than {MAX_NESTING} deep"),
+            ));
         }
-        Ok(layers)
+        let mut branches = vec![items(&content, depth + 1)?];
+        while content.peek(Token![|]) {
+            content.parse::<Token![|]>()?;
+            branches.push(items(&content, depth + 1)?);
+        }
+        return Ok(Item::Block(Block {
+            name,
+            span,
+            branches,
+        }));
+    }
+    let list = Punctuated::<Arg, Token![,]>::parse_terminated(&content)?;
+    Ok(Item::Layer(LayerCall {
+        name,
+        args: Some(Args {
+            span,
+            list: list.into_iter().collect(),
+        }),
+    }))
+}
+
+/// The whole body of `network!`: layers and blocks separated by whitespace.
+pub fn parse(input: TokenStream) -> syn::Result<Vec<Item>> {
+    let parser = |stream: ParseStream| {
+        let out = items(stream, 0)?;
+        if stream.peek(Token![|]) {
+            let bar: Token![|] = stream.parse()?;
+            return Err(syn::Error::new(
+                bar.span,
+                "`|` separates the branches of `parallel(… | …)` only",
+            ));
+        }
+        Ok(out)
     };
     parser.parse2(input)
 }
@@ -95,20 +153,54 @@ mod tests {
     use super::*;
     use quote::quote;
 
-    #[test]
-    fn parses_names_positional_and_named_arguments() {
-        let layers = parse(quote!(dense(512, w_std = 1.5) relu leaky_relu(0.1))).unwrap();
-        assert_eq!(layers.len(), 3);
-        assert_eq!(layers[0].name, "dense");
-        let args = layers[0].args.as_ref().unwrap();
-        assert!(args.list[0].key.is_none());
-        assert_eq!(args.list[1].key.as_ref().unwrap(), "w_std");
-        assert!(layers[1].args.is_none());
+    fn layer(item: &Item) -> &LayerCall {
+        match item {
+            Item::Layer(l) => l,
+            Item::Block(_) => panic!("expected a layer"),
+        }
     }
 
     #[test]
-    fn rejects_comma_separators() {
+    fn parses_names_positional_and_named_arguments() {
+        let items = parse(quote!(dense(512, w_std = 1.5) relu leaky_relu(0.1))).unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(layer(&items[0]).name, "dense");
+        let args = layer(&items[0]).args.as_ref().unwrap();
+        assert!(args.list[0].key.is_none());
+        assert_eq!(args.list[1].key.as_ref().unwrap(), "w_std");
+        assert!(layer(&items[1]).args.is_none());
+    }
+
+    #[test]
+    fn parses_blocks_and_branches() {
+        let items = parse(quote!(dense(8) residual(relu dense(8)) parallel(dense(4) | dense(2) relu))).unwrap();
+        assert_eq!(items.len(), 3);
+        match (&items[1], &items[2]) {
+            (Item::Block(r), Item::Block(p)) => {
+                assert_eq!(r.branches.len(), 1);
+                assert_eq!(r.branches[0].len(), 2);
+                assert_eq!(p.branches.len(), 2);
+                assert_eq!(p.branches[1].len(), 2);
+            }
+            _ => panic!("expected blocks"),
+        }
+    }
+
+    #[test]
+    fn rejects_comma_separators_and_stray_bars() {
         let err = parse(quote!(dense(4), relu)).unwrap_err();
         assert!(err.to_string().contains("whitespace"));
+        let err = parse(quote!(dense(4) | relu)).unwrap_err();
+        assert!(err.to_string().contains("parallel"));
+    }
+
+    #[test]
+    fn rejects_absurd_nesting_without_overflowing() {
+        let mut t = quote!(dense(4));
+        for _ in 0..200 {
+            t = quote!(residual(#t));
+        }
+        let err = parse(t).unwrap_err();
+        assert!(err.to_string().contains("nest"));
     }
 }

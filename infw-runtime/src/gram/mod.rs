@@ -174,8 +174,8 @@ fn run_with<K: KernelProgram>(
             }))
         })
         .collect();
-    let t_sign = want
-        .needs_sign_dot(program.hidden_layers())
+    let t_sign = program
+        .needs_sign_dot(want)
         .then(|| t.mapv(crate::dual::sign0));
 
     let flags = [want.nngp, want.ntk, want.readout, want.hidden];

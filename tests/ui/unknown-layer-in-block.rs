@@ -1,0 +1,3 @@
+fn main() {
+    let _net = infw::network!{ dense(512) residual(rellu dense(512)) relu };
+}
