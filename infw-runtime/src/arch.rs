@@ -107,55 +107,6 @@ impl Architecture {
         Architecture { nodes, readout }
     }
 
-    /// The hidden blocks of a chain of `dense` + activation pairs (two consecutive dense
-    /// layers read as dense + identity); `None` for any other graph.
-    pub fn as_chain(&self) -> Option<Vec<Hidden>> {
-        if !self.is_chain() {
-            return None;
-        }
-        let mut out: Vec<Hidden> = Vec::new();
-        let mut pending: Option<Hidden> = None;
-        for node in &self.nodes[1..] {
-            match node {
-                Node::Dense {
-                    width,
-                    w_std,
-                    b_std,
-                    ..
-                } => {
-                    out.extend(pending.take());
-                    pending = Some(Hidden {
-                        width: *width,
-                        w_std: *w_std,
-                        b_std: *b_std,
-                        activation: Activation::IDENTITY,
-                    });
-                }
-                Node::Activation { activation, .. } => {
-                    let mut h = pending.take()?;
-                    h.activation = *activation;
-                    out.push(h);
-                }
-                _ => return None,
-            }
-        }
-        out.extend(pending);
-        Some(out)
-    }
-
-    /// The number of outputs for targets with `target_columns` columns; an error when the
-    /// declaration fixed another number.
-    pub fn outputs_for(&self, target_columns: usize) -> Result<usize> {
-        match self.readout.outputs {
-            None => Ok(target_columns),
-            Some(c) if c == target_columns => Ok(c),
-            Some(c) => Err(Error::Architecture(format!(
-                "the declaration ends in dense({c}) but the targets have {target_columns} columns; \
-                 drop the final dense to get an implied readout sized to the targets"
-            ))),
-        }
-    }
-
     /// Checks what a declaration with expressions could only learn when its value was
     /// built: every std finite, ≥ 0 and at most 1e150 (its square enters the kernels), every
     /// width between 1 and 2³².

@@ -2,11 +2,11 @@
 //! that works on the resulting kernels.
 //!
 //! The pipeline a newcomer should see in the folders:
-//! `dual/` (closed-form dual activations, one file per layer rule, SPEC §3–§4) →
+//! `dual/` (closed-form dual activations, one file per layer rule, docs/math.md §3–§4) →
 //! `gram/` (parallel tiled Gram evaluation of a [`KernelProgram`]) →
-//! `solve/` (kernel regression, gradient flow, SPEC §5) →
-//! `train/` (function-space training of both limits, SPEC §5) →
-//! `finite/` (the finite network of the same declaration, SPEC §2, §4) →
+//! `solve/` (kernel regression, gradient flow, docs/math.md §5) →
+//! `train/` (function-space training of both limits, docs/math.md §5) →
+//! `finite/` (the finite network of the same declaration, docs/math.md §2, §4) →
 //! `data/` (CSV datasets, standardisation, one-hot targets).
 
 pub mod arch;

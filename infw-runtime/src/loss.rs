@@ -1,5 +1,5 @@
 //! Losses and their gradients χ = ∂ℓ/∂f, shared by the function-space trainer and the
-//! finite networks (SPEC §5).
+//! finite networks (docs/math.md §5).
 
 /// A per-example loss on the C outputs of a network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -26,7 +26,7 @@ impl Loss {
     }
 
     /// Writes χ = ∂ℓ/∂f into `chi`. Cross-entropy uses χ_y = −Σ_{c≠y} p_c, not p_y − 1,
-    /// which rounds to exactly 0 once the margin passes ~37 and would zero sign(χ_y) (SPEC §5).
+    /// which rounds to exactly 0 once the margin passes ~37 and would zero sign(χ_y) (docs/math.md §5).
     pub fn gradient(self, f: &[f64], y: &[f64], chi: &mut [f64]) {
         match self {
             Loss::Mse => {
@@ -53,12 +53,12 @@ impl Loss {
 
     /// Writes a positive multiple of χ = ∂ℓ/∂f into `chi`, with the exact signs of χ and
     /// its direction χ/‖χ‖ to f64 resolution, for rules that use χ only through those
-    /// (the Adam limit, SPEC §4). MSE: χ itself. Cross-entropy: the probabilities relative
+    /// (the Adam limit, docs/math.md §4). MSE: χ itself. Cross-entropy: the probabilities relative
     /// to the largest wrong-class one, χ̃_c = e^{f_c − max_{c'≠y} f_{c'}} for c ≠ y, floored
     /// at the smallest positive subnormal, and χ̃_y = −Σ_{c≠y} χ̃_c. The true p_c underflow to
     /// exactly 0 once f_y − f_c passes ~745, which would set sign(χ_c) = 0 and stop the
     /// readout part pushing those classes: an artefact that inflates the Adam limit's scores
-    /// under cross-entropy, like the cancellation of p_y − 1 (SPEC §5). Mathematically
+    /// under cross-entropy, like the cancellation of p_y − 1 (docs/math.md §5). Mathematically
     /// sign(χ_c) = +1 for every c ≠ y, and χ̃ keeps it.
     pub fn gradient_direction(self, f: &[f64], y: &[f64], chi: &mut [f64]) {
         match self {

@@ -1,5 +1,5 @@
 //! Models built from a [`Network`]: kernel regression, gradient flow and function-space
-//! training of both limits (SPEC §5). Each keeps what it needs (the training inputs and a
+//! training of both limits (docs/math.md §5). Each keeps what it needs (the training inputs and a
 //! prepared solver or trainer) so that predicting on new inputs computes only the
 //! test-versus-train kernel.
 use crate::gram::{check_inputs, KernelMatrices};
@@ -48,7 +48,7 @@ fn check_targets(x_rows: usize, y: &ndarray::ArrayView2<f64>) -> Result<()> {
     crate::validate::check_matrix("targets", y.view())
 }
 
-/// Kernel regression K*(K + λI)⁻¹Y (SPEC §5, t = ∞), with its Cholesky factor kept.
+/// Kernel regression K*(K + λI)⁻¹Y (docs/math.md §5, t = ∞), with its Cholesky factor kept.
 #[derive(Debug)]
 pub struct KernelModel<K> {
     net: Network<K>,
@@ -93,7 +93,7 @@ impl<K: KernelProgram + Clone> KernelModel<K> {
     }
 }
 
-/// Full-batch NTK gradient flow with MSE at any time t (SPEC §5), with the
+/// Full-batch NTK gradient flow with MSE at any time t (docs/math.md §5), with the
 /// eigendecomposition of Θ(X, X) kept for reuse across t.
 #[derive(Debug)]
 pub struct FlowModel<K> {
@@ -123,7 +123,7 @@ impl<K: KernelProgram + Clone> FlowModel<K> {
     }
 }
 
-/// An update rule of one of the two limits, with the kernels it needs (SPEC §4, §5).
+/// An update rule of one of the two limits, with the kernels it needs (docs/math.md §4, §5).
 pub trait LimitRule: UpdateRule + Sized {
     /// The kernels a Gram evaluation must produce for this rule.
     const WANT: Want;
@@ -145,7 +145,7 @@ impl LimitRule for AdamLimit {
     }
 }
 
-/// Per-example training of an infinite-width limit in function space (SPEC §5):
+/// Per-example training of an infinite-width limit in function space (docs/math.md §5):
 /// NTK-SGD ([`NtkSgd`]) or the Adam-like limit ([`AdamLimit`]).
 pub struct FunctionSpaceModel<R: LimitRule, K> {
     net: Network<K>,
@@ -236,7 +236,7 @@ impl<R: LimitRule, K: KernelProgram + Clone> FunctionSpaceModel<R, K> {
 
 impl<K: KernelProgram + Clone> Network<K> {
     /// NTK kernel regression Θ*(Θ + λI)⁻¹Y: the infinitely wide network trained to
-    /// convergence by gradient flow on MSE (SPEC §5, t = ∞). `ridge` λ ≥ 0.
+    /// convergence by gradient flow on MSE (docs/math.md §5, t = ∞). `ridge` λ ≥ 0.
     pub fn ntk_regression<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
         &self,
         x_train: &ArrayBase<S1, Ix2>,
@@ -256,7 +256,7 @@ impl<K: KernelProgram + Clone> Network<K> {
         KernelModel::fit(self, KernelKind::Nngp, x_train, y_train, ridge)
     }
 
-    /// Full-batch NTK gradient flow on MSE with learning rate η, at any time (SPEC §5).
+    /// Full-batch NTK gradient flow on MSE with learning rate η, at any time (docs/math.md §5).
     pub fn ntk_gradient_flow<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
         &self,
         x_train: &ArrayBase<S1, Ix2>,
@@ -274,7 +274,7 @@ impl<K: KernelProgram + Clone> Network<K> {
         })
     }
 
-    /// Per-example NTK-SGD in function space: f ← f − η Θ(·, x_b) χ_b (SPEC §5).
+    /// Per-example NTK-SGD in function space: f ← f − η Θ(·, x_b) χ_b (docs/math.md §5).
     pub fn ntk_training<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
         &self,
         x_train: &ArrayBase<S1, Ix2>,
@@ -284,8 +284,8 @@ impl<K: KernelProgram + Clone> Network<K> {
         FunctionSpaceModel::new(self, NtkSgd, x_train, y_train, config)
     }
 
-    /// Per-example training of the Adam-like limit (SPEC §4–§5):
-    /// f_c ← f_c − η[sign(χ_c) R(·, x_b) + (χ_c/‖χ‖₂) H(·, x_b)]. Prefer MSE (SPEC §5).
+    /// Per-example training of the Adam-like limit (docs/math.md §4–§5):
+    /// f_c ← f_c − η[sign(χ_c) R(·, x_b) + (χ_c/‖χ‖₂) H(·, x_b)]. Prefer MSE (docs/math.md §5).
     pub fn adam_training<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
         &self,
         x_train: &ArrayBase<S1, Ix2>,
@@ -300,7 +300,7 @@ impl<K: KernelProgram + Clone> Network<K> {
 }
 
 impl<K: KernelProgram> Network<K> {
-    /// The finite network of the same declaration (SPEC §2), seeded, with the declared
+    /// The finite network of the same declaration (docs/math.md §2), seeded, with the declared
     /// widths; `outputs` is the number of target columns (checked against a declared
     /// readout width).
     pub fn finite(

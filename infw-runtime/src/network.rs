@@ -3,7 +3,7 @@ use crate::gram::{self, GramParams, KernelMatrices};
 use crate::{Architecture, KernelProgram, Result, Want};
 use ndarray::{Array2, ArrayBase, ArrayView2, Data, Ix2};
 
-/// A declared architecture with its compiled kernel program (SPEC §3–§4).
+/// A declared architecture with its compiled kernel program (docs/math.md §3–§4).
 #[derive(Clone, Debug)]
 pub struct Network<K> {
     program: K,
@@ -11,7 +11,7 @@ pub struct Network<K> {
 }
 
 /// Marks a set of inputs as the training examples: the second argument of R and H, which
-/// are not symmetric (SPEC §4). Wrapping them makes the argument order impossible to confuse.
+/// are not symmetric (docs/math.md §4). Wrapping them makes the argument order impossible to confuse.
 #[derive(Clone, Copy, Debug)]
 pub struct TrainingInputs<'a>(pub ArrayView2<'a, f64>);
 
@@ -60,7 +60,7 @@ impl<K: KernelProgram> Network<K> {
         &self.program
     }
 
-    /// NNGP kernel Σ^{L+1}(x1, x2) (SPEC §3): one row per row of `x1`.
+    /// NNGP kernel Σ^{L+1}(x1, x2) (docs/math.md §3): one row per row of `x1`.
     pub fn nngp<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
         &self,
         x1: &ArrayBase<S1, Ix2>,
@@ -72,7 +72,7 @@ impl<K: KernelProgram> Network<K> {
             .expect("requested"))
     }
 
-    /// NTK Θ^{L+1}(x1, x2) of one output (SPEC §3; the full NTK is this ⊗ I_C).
+    /// NTK Θ^{L+1}(x1, x2) of one output (docs/math.md §3; the full NTK is this ⊗ I_C).
     pub fn ntk<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
         &self,
         x1: &ArrayBase<S1, Ix2>,

@@ -1,6 +1,6 @@
 //! The contract between the code `network!` generates and the runtime.
 //!
-//! The macro unrolls SPEC §3–§4 for one declared architecture into an implementation of
+//! The macro unrolls docs/math.md §3–§4 for one declared architecture into an implementation of
 //! [`KernelProgram`]: a per-point pass (everything that depends on one input only, done
 //! once per point) and a fused per-pair pass (every requested kernel from the pair's inner
 //! products). The runtime supplies the inner products from matrix products, tile by tile.
@@ -14,7 +14,7 @@ pub use infw_layers::{Parallel, Want};
 pub struct PairInputs<T = f64> {
     /// ⟨x, x'⟩ / d0.
     pub dot: T,
-    /// ⟨x, sign(x')⟩ / d0, S⁰ of SPEC §4 (0 when H is not requested).
+    /// ⟨x, sign(x')⟩ / d0, S⁰ of docs/math.md §4 (0 when H is not requested).
     pub sign_dot: T,
     /// Exact parallelism of x and x'.
     pub parallel: Parallel,

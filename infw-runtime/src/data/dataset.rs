@@ -8,7 +8,7 @@ use ndarray::Array2;
 use std::path::Path;
 
 /// A classification dataset: features (one row per example) and class labels 0..classes,
-/// split into train and test (SPEC §7).
+/// split into train and test (docs/math.md §7).
 ///
 /// `classes` is 1 + the largest *training* label. A class index below it that never occurs
 /// in the training set is allowed (its one-hot column is then all zero in training, and no

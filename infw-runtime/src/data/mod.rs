@@ -1,11 +1,11 @@
 //! Datasets: CSV loading with line-numbered errors, the four embedded datasets,
 //! standardisation with training statistics, one-hot targets, accuracy and a seeded
-//! stratified validation split (the data side of the experiments of SPEC §7).
+//! stratified validation split (the data side of the experiments of docs/math.md §7).
 //!
 //! ```
 //! use infw_runtime::data::{one_hot, Dataset};
 //! let wine = Dataset::embedded("wine")?.standardized();
-//! let y = one_hot(&wine.y_train, wine.classes); // 118 × 3 MSE targets (SPEC §5)
+//! let y = one_hot(&wine.y_train, wine.classes); // 118 × 3 MSE targets (docs/math.md §5)
 //! assert_eq!(y.dim(), (118, 3));
 //! let (train, validation) = wine.split_validation(0.2, 7)?;
 //! assert_eq!(train.len() + validation.len(), 118);

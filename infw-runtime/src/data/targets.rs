@@ -1,4 +1,4 @@
-//! Targets and scores: one-hot encoding for MSE training (SPEC §5) and classification
+//! Targets and scores: one-hot encoding for MSE training (docs/math.md §5) and classification
 //! accuracy by row arg-max.
 
 use crate::error::{Error, Result};
@@ -6,7 +6,7 @@ use crate::loss::argmax;
 use ndarray::{Array2, ArrayView2};
 
 /// One-hot targets, one row per label and `classes` columns, for MSE on one-hot targets
-/// (SPEC §5). Like `jax.nn.one_hot`, a label ≥ `classes` gives an all-zero row.
+/// (docs/math.md §5). Like `jax.nn.one_hot`, a label ≥ `classes` gives an all-zero row.
 ///
 /// ```
 /// let y = infw_runtime::data::one_hot(&[2, 0], 3);

@@ -1,87 +1,24 @@
-//! The dense-layer rule of a finite network (SPEC §2): forward, forward-mode tangent (JVP)
-//! and backward on a block of rows, written into reusable buffers.
+//! The node rules of a finite network (SPEC §2, §8), each with its forward map, its
+//! forward-mode tangent (JVP) and its backward map, on a block of rows into the reusable
+//! [`Buffers`]; and the three passes that run them over a [`Graph`] in node order.
 //!
-//! Every parameterization is `h = a_w · x Wᵀ + a_b · b` with per-layer scales: NTK has
-//! `a_w = σw/√n_in`, `a_b = σb` and N(0,1) parameters; standard has `a_w = a_b = 1` and the
-//! scales folded into the initial variance. One rule, so gradients and JVPs stay in sync.
+//! - dense: h = a_w z Wᵀ + a_b b (one rule for both parameterizations, see `graph.rs`);
+//! - activation: φ(z) elementwise, tangent and backward through φ'(z);
+//! - layer_norm (neural-tangents' `LayerNorm`, no learned scale): y = (z − μ)·s with
+//!   μ, σ² the mean and variance over the width and s = 1/√(σ² + eps); its Jacobian
+//!   s(I − 11ᵀ/n − y yᵀ/n) is symmetric, so tangent and backward share one map;
+//! - sum (the end of `residual(…)`): tangent and backward pass through to every input;
+//! - concat: columns side by side; the backward splits them.
+//!
+//! Reverse mode adds the contributions of every reader of a node (a fan-out): the first
+//! writes, the others accumulate. Nothing here allocates.
 
 use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
-use ndarray::{s, Array2, ArrayView2, Zip};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 
+use super::graph::{Buffers, Graph, Op};
 use super::params::Params;
-use crate::Activation;
-
-/// One dense layer as the finite code sees it. `activation` is `None` for the readout.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct LayerSpec {
-    pub n_in: usize,
-    pub n_out: usize,
-    pub w_scale: f64,
-    pub b_scale: f64,
-    pub activation: Option<Activation>,
-}
-
-/// Buffers for one block of at most `cap` rows: pre-activations, activations, backward
-/// signals and (for the linearized model) their tangents; plus a gradient accumulator.
-#[derive(Debug)]
-pub(crate) struct Buffers {
-    pub cap: usize,
-    /// h^l, one per layer (cap × n_l); the last is the network output.
-    pub pre: Vec<Array2<f64>>,
-    /// x^l = φ(h^l), one per hidden layer.
-    pub post: Vec<Array2<f64>>,
-    /// ∂(χ·f)/∂h^l, one per layer; the last holds χ.
-    pub delta: Vec<Array2<f64>>,
-    /// ḣ^l and ẋ^l (empty unless tangents were asked for).
-    pub tpre: Vec<Array2<f64>>,
-    pub tpost: Vec<Array2<f64>>,
-    /// Gradient accumulator of this block's worker (allocated on first use).
-    pub grad: Option<Params>,
-    /// Row scratch for the loss (C entries each).
-    pub frow: Vec<f64>,
-    pub yrow: Vec<f64>,
-    pub chirow: Vec<f64>,
-}
-
-impl Buffers {
-    pub fn new(specs: &[LayerSpec], cap: usize, tangents: bool) -> Buffers {
-        let hidden = specs.len() - 1;
-        let mk = |n: usize| Array2::zeros((cap, n));
-        let c = specs[hidden].n_out;
-        Buffers {
-            cap,
-            pre: specs.iter().map(|s| mk(s.n_out)).collect(),
-            post: specs[..hidden].iter().map(|s| mk(s.n_out)).collect(),
-            delta: specs.iter().map(|s| mk(s.n_out)).collect(),
-            tpre: if tangents {
-                specs.iter().map(|s| mk(s.n_out)).collect()
-            } else {
-                Vec::new()
-            },
-            tpost: if tangents {
-                specs[..hidden].iter().map(|s| mk(s.n_out)).collect()
-            } else {
-                Vec::new()
-            },
-            grad: None,
-            frow: vec![0.0; c],
-            yrow: vec![0.0; c],
-            chirow: vec![0.0; c],
-        }
-    }
-
-    /// True when these buffers fit `specs` with at least `cap` rows (and tangents if asked).
-    pub fn fits(&self, specs: &[LayerSpec], cap: usize, tangents: bool) -> bool {
-        self.cap >= cap
-            && self.pre.len() == specs.len()
-            && self
-                .pre
-                .iter()
-                .zip(specs)
-                .all(|(a, s)| a.ncols() == s.n_out)
-            && (!tangents || self.tpre.len() == specs.len())
-    }
-}
+use crate::arch::LAYER_NORM_EPS;
 
 /// `c ← α · a Wᵀ + β c`; a matrix-vector product for a single row (no packing of W).
 fn mat_mul_t(
@@ -89,7 +26,7 @@ fn mat_mul_t(
     a: ArrayView2<f64>,
     w: &Array2<f64>,
     beta: f64,
-    c: &mut ndarray::ArrayViewMut2<f64>,
+    c: &mut ArrayViewMut2<f64>,
 ) {
     if a.nrows() == 1 {
         general_mat_vec_mul(alpha, w, &a.row(0), beta, &mut c.row_mut(0));
@@ -98,143 +35,333 @@ fn mat_mul_t(
     }
 }
 
-/// The input of layer `l` for the first `b` rows: `x` itself, or the previous layer's
-/// activations.
-fn layer_input<'a>(
+/// The value of op `i` for the first `b` rows: `x` itself for the input.
+fn value<'a>(
     x: ArrayView2<'a, f64>,
-    post: &'a [Array2<f64>],
-    l: usize,
+    val: &'a [Array2<f64>],
+    i: usize,
     b: usize,
 ) -> ArrayView2<'a, f64> {
-    if l == 0 {
+    if i == 0 {
         x
     } else {
-        post[l - 1].slice(s![..b, ..])
+        val[i].slice(s![..b, ..])
     }
 }
 
-/// Forward pass on rows `x` (b ≤ cap rows): fills `pre` and `post`.
-pub(crate) fn forward(specs: &[LayerSpec], p: &Params, x: ArrayView2<f64>, buf: &mut Buffers) {
+/// `out ← out + a_b b` on every row (skipped when a_b = 0).
+fn add_bias(b_scale: f64, bias: &Array1<f64>, out: &mut ArrayViewMut2<f64>) {
+    if b_scale != 0.0 {
+        for mut row in out.rows_mut() {
+            row.scaled_add(b_scale, bias);
+        }
+    }
+}
+
+/// `dst ← src` or `dst ← dst + src` (the second and later readers of a fan-out).
+fn put(dst: &mut ArrayViewMut2<f64>, src: ArrayView2<f64>, accumulate: bool) {
+    if accumulate {
+        *dst += &src;
+    } else {
+        dst.assign(&src);
+    }
+}
+
+/// Layer norm over each row of `z` into `out`, keeping s = 1/√(σ² + eps) per row.
+fn layer_norm_forward(z: ArrayView2<f64>, out: &mut ArrayViewMut2<f64>, inv_std: &mut [f64]) {
+    let n = z.ncols() as f64;
+    for ((zr, mut yr), s) in z.rows().into_iter().zip(out.rows_mut()).zip(inv_std) {
+        let mean = zr.sum() / n;
+        let var = zr.iter().map(|&v| (v - mean) * (v - mean)).sum::<f64>() / n;
+        *s = 1.0 / (var + LAYER_NORM_EPS).sqrt();
+        let sc = *s;
+        Zip::from(&mut yr)
+            .and(&zr)
+            .for_each(|y, &v| *y = (v - mean) * sc);
+    }
+}
+
+/// The layer-norm Jacobian applied to the rows of `d` (tangent or backward signal):
+/// s (d − mean(d) − y · mean(d ⊙ y)), written or added into `out`.
+fn layer_norm_jacobian(
+    y: ArrayView2<f64>,
+    inv_std: &[f64],
+    d: ArrayView2<f64>,
+    out: &mut ArrayViewMut2<f64>,
+    accumulate: bool,
+) {
+    let n = y.ncols() as f64;
+    for (((yr, dr), mut or), &sc) in y
+        .rows()
+        .into_iter()
+        .zip(d.rows())
+        .zip(out.rows_mut())
+        .zip(inv_std)
+    {
+        let md = dr.sum() / n;
+        let mdy = dr.dot(&yr) / n;
+        let z = Zip::from(&mut or).and(&dr).and(&yr);
+        if accumulate {
+            z.for_each(|o, &d, &y| *o += sc * (d - md - y * mdy));
+        } else {
+            z.for_each(|o, &d, &y| *o = sc * (d - md - y * mdy));
+        }
+    }
+}
+
+/// Forward pass on rows `x` (b ≤ cap rows): fills every op's value; f ends in the last.
+pub(crate) fn forward(g: &Graph, p: &Params, x: ArrayView2<f64>, buf: &mut Buffers) {
     let b = x.nrows();
-    for (l, sp) in specs.iter().enumerate() {
-        {
-            let input = layer_input(x.view(), &buf.post, l, b);
-            let mut h = buf.pre[l].slice_mut(s![..b, ..]);
-            mat_mul_t(sp.w_scale, input, &p.weights[l], 0.0, &mut h);
-            if sp.b_scale != 0.0 {
-                for mut row in h.rows_mut() {
-                    row.scaled_add(sp.b_scale, &p.biases[l]);
+    for i in 1..g.ops.len() {
+        let (lo, hi) = buf.val.split_at_mut(i);
+        let mut out = hi[0].slice_mut(s![..b, ..]);
+        match &g.ops[i] {
+            Op::Input => {}
+            &Op::Dense {
+                input,
+                param,
+                w_scale,
+                b_scale,
+            } => {
+                let z = value(x.view(), lo, input, b);
+                mat_mul_t(w_scale, z, &p.weights[param], 0.0, &mut out);
+                add_bias(b_scale, &p.biases[param], &mut out);
+            }
+            Op::Activation { input, activation } => {
+                let z = value(x.view(), lo, *input, b);
+                Zip::from(&mut out)
+                    .and(z)
+                    .for_each(|o, &v| *o = activation.forward(v));
+            }
+            Op::LayerNorm { input } => {
+                let z = value(x.view(), lo, *input, b);
+                layer_norm_forward(z, &mut out, &mut buf.inv_std[i][..b]);
+            }
+            Op::Sum { inputs } => {
+                for (k, &j) in inputs.iter().enumerate() {
+                    put(&mut out, value(x.view(), lo, j, b), k > 0);
+                }
+            }
+            Op::Concat { parts } => {
+                for &(j, off) in parts {
+                    let z = value(x.view(), lo, j, b);
+                    out.slice_mut(s![.., off..off + z.ncols()]).assign(&z);
                 }
             }
         }
-        if let Some(act) = sp.activation {
-            let h = buf.pre[l].slice(s![..b, ..]);
-            Zip::from(buf.post[l].slice_mut(s![..b, ..]))
-                .and(h)
-                .for_each(|o, &v| *o = act.apply(v));
-        }
     }
 }
 
-/// Forward pass at `p` together with the tangent along `t` (forward-mode JVP): fills `pre`,
-/// `post`, and `tpre`, `tpost` with ḣ^l = a_w (x^{l−1} Ẇᵀ + ẋ^{l−1} Wᵀ) + a_b ḃ, ẋ^l = φ'(h^l) ḣ^l.
+/// Forward pass at `p` together with the tangent along `t` (forward-mode JVP): fills the
+/// values and, for every op that depends on parameters, its tangent: a dense op's is
+/// a_w (z Ẇᵀ + ż Wᵀ) + a_b ḃ, an activation's φ'(z) ż, layer norm's J ż, a sum's Σ ż,
+/// a concat's the ż side by side (zero columns for parts without parameters).
 pub(crate) fn forward_tangent(
-    specs: &[LayerSpec],
+    g: &Graph,
     p: &Params,
     t: &Params,
     x: ArrayView2<f64>,
     buf: &mut Buffers,
 ) {
-    forward(specs, p, x, buf);
+    forward(g, p, x, buf);
     let b = x.nrows();
-    for (l, sp) in specs.iter().enumerate() {
-        {
-            let input = layer_input(x.view(), &buf.post, l, b);
-            let mut th = buf.tpre[l].slice_mut(s![..b, ..]);
-            mat_mul_t(sp.w_scale, input, &t.weights[l], 0.0, &mut th);
-            if l > 0 {
-                let tin = buf.tpost[l - 1].slice(s![..b, ..]);
-                mat_mul_t(sp.w_scale, tin, &p.weights[l], 1.0, &mut th);
+    for i in 1..g.ops.len() {
+        if !g.trainable[i] {
+            continue;
+        }
+        let (lo, hi) = buf.tval.split_at_mut(i);
+        let lo: &[Array2<f64>] = lo;
+        let mut out = hi[0].slice_mut(s![..b, ..]);
+        let tangent = |j: usize| lo[j].slice(s![..b, ..]);
+        match &g.ops[i] {
+            Op::Input => {}
+            &Op::Dense {
+                input,
+                param,
+                w_scale,
+                b_scale,
+            } => {
+                let z = value(x.view(), &buf.val, input, b);
+                mat_mul_t(w_scale, z, &t.weights[param], 0.0, &mut out);
+                if g.trainable[input] {
+                    mat_mul_t(w_scale, tangent(input), &p.weights[param], 1.0, &mut out);
+                }
+                add_bias(b_scale, &t.biases[param], &mut out);
             }
-            if sp.b_scale != 0.0 {
-                for mut row in th.rows_mut() {
-                    row.scaled_add(sp.b_scale, &t.biases[l]);
+            Op::Activation { input, activation } => {
+                let z = value(x.view(), &buf.val, *input, b);
+                Zip::from(&mut out)
+                    .and(z)
+                    .and(tangent(*input))
+                    .for_each(|o, &v, &dv| *o = activation.derivative(v) * dv);
+            }
+            Op::LayerNorm { input } => {
+                let y = buf.val[i].slice(s![..b, ..]);
+                layer_norm_jacobian(y, &buf.inv_std[i][..b], tangent(*input), &mut out, false);
+            }
+            Op::Sum { inputs } => {
+                let mut first = true;
+                for &j in inputs.iter().filter(|&&j| g.trainable[j]) {
+                    put(&mut out, tangent(j), !first);
+                    first = false;
                 }
             }
-        }
-        if let Some(act) = sp.activation {
-            let h = buf.pre[l].slice(s![..b, ..]);
-            let th = buf.tpre[l].slice(s![..b, ..]);
-            Zip::from(buf.tpost[l].slice_mut(s![..b, ..]))
-                .and(h)
-                .and(th)
-                .for_each(|o, &v, &dv| *o = act.derivative(v) * dv);
+            Op::Concat { parts } => {
+                for &(j, off) in parts {
+                    let mut cols = out.slice_mut(s![.., off..off + g.widths[j]]);
+                    if g.trainable[j] {
+                        cols.assign(&tangent(j));
+                    } else {
+                        cols.fill(0.0);
+                    }
+                }
+            }
         }
     }
 }
 
 /// Backward pass after [`forward`] on the same `x`, with χ in the first b rows of the last
-/// `delta`. Fills every `delta`; with `grad = Some((g, accumulate))` writes (or adds) the
-/// gradient of Σ_rows χ·f into `g`: ∂/∂W^l = a_w δ^lᵀ x^{l−1}, ∂/∂b^l = a_b Σ_rows δ^l.
+/// delta. Fills the delta of every op with parameters upstream; with `grad = Some((g,
+/// accumulate))` writes (or adds) the gradient of Σ_rows χ·f into `g`: for each dense op,
+/// ∂/∂W = a_w δᵀ z and ∂/∂b = a_b Σ_rows δ.
 pub(crate) fn backward(
-    specs: &[LayerSpec],
+    g: &Graph,
     p: &Params,
     x: ArrayView2<f64>,
     buf: &mut Buffers,
     mut grad: Option<(&mut Params, bool)>,
 ) {
     let b = x.nrows();
-    for l in (0..specs.len()).rev() {
-        let sp = specs[l];
-        if let Some((g, accumulate)) = grad.as_mut() {
-            let beta = if *accumulate { 1.0 } else { 0.0 };
-            let input = layer_input(x.view(), &buf.post, l, b);
-            let d = buf.delta[l].slice(s![..b, ..]);
-            if b == 1 {
-                // Outer product a_w δᵀ x, row by row.
-                let x0 = input.row(0);
-                for (mut gw, &di) in g.weights[l].rows_mut().into_iter().zip(d.row(0)) {
-                    if *accumulate {
-                        gw.scaled_add(sp.w_scale * di, &x0);
+    let last = g.output();
+    buf.written.fill(false);
+    buf.written[last] = true;
+    for i in (1..=last).rev() {
+        if !g.trainable[i] {
+            continue;
+        }
+        if !buf.written[i] {
+            // No path from this op to the readout: its parameters get zero gradients.
+            buf.delta[i].fill(0.0);
+            buf.written[i] = true;
+        }
+        let (lo, hi) = buf.delta.split_at_mut(i);
+        let d = hi[0].slice(s![..b, ..]);
+        let written = &mut buf.written;
+        match &g.ops[i] {
+            Op::Input => {}
+            &Op::Dense {
+                input,
+                param,
+                w_scale,
+                b_scale,
+            } => {
+                if let Some((gr, accumulate)) = grad.as_mut() {
+                    let z = value(x.view(), &buf.val, input, b);
+                    dense_parameter_gradient(
+                        w_scale,
+                        b_scale,
+                        d,
+                        z,
+                        &mut gr.weights[param],
+                        &mut gr.biases[param],
+                        *accumulate,
+                    );
+                }
+                if g.trainable[input] {
+                    let (mut dz, acc) = target(lo, written, input, b);
+                    let w = &p.weights[param];
+                    if b == 1 {
+                        // One example (SPEC §4's per-example setting): stream W's rows
+                        // instead of packing the whole matrix for a matrix product.
+                        let mut row = dz.row_mut(0);
+                        if !acc {
+                            row.fill(0.0);
+                        }
+                        for (k, &dk) in d.row(0).iter().enumerate() {
+                            if dk != 0.0 {
+                                row.scaled_add(w_scale * dk, &w.row(k));
+                            }
+                        }
                     } else {
-                        let a = sp.w_scale * di;
-                        Zip::from(&mut gw).and(&x0).for_each(|g, &x| *g = a * x);
+                        general_mat_mul(w_scale, &d, w, if acc { 1.0 } else { 0.0 }, &mut dz);
                     }
                 }
-            } else {
-                general_mat_mul(sp.w_scale, &d.t(), &input, beta, &mut g.weights[l]);
             }
-            let gb = &mut g.biases[l];
-            if !*accumulate {
-                gb.fill(0.0);
+            Op::Activation { input, activation } => {
+                let z = value(x.view(), &buf.val, *input, b);
+                let (mut dz, acc) = target(lo, written, *input, b);
+                let zip = Zip::from(&mut dz).and(d).and(z);
+                if acc {
+                    zip.for_each(|o, &d, &v| *o += d * activation.derivative(v));
+                } else {
+                    zip.for_each(|o, &d, &v| *o = d * activation.derivative(v));
+                }
             }
-            if sp.b_scale != 0.0 {
-                for row in d.rows() {
-                    gb.scaled_add(sp.b_scale, &row);
+            Op::LayerNorm { input } => {
+                let y = buf.val[i].slice(s![..b, ..]);
+                let (mut dz, acc) = target(lo, written, *input, b);
+                layer_norm_jacobian(y, &buf.inv_std[i][..b], d, &mut dz, acc);
+            }
+            Op::Sum { inputs } => {
+                for &j in inputs.iter().filter(|&&j| g.trainable[j]) {
+                    let (mut dz, acc) = target(lo, written, j, b);
+                    put(&mut dz, d, acc);
+                }
+            }
+            Op::Concat { parts } => {
+                for &(j, off) in parts.iter().filter(|&&(j, _)| g.trainable[j]) {
+                    let (mut dz, acc) = target(lo, written, j, b);
+                    put(&mut dz, d.slice(s![.., off..off + g.widths[j]]), acc);
                 }
             }
         }
-        if l > 0 {
-            let (lo, hi) = buf.delta.split_at_mut(l);
-            let d = hi[0].slice(s![..b, ..]);
-            let mut dprev = lo[l - 1].slice_mut(s![..b, ..]);
-            if b == 1 {
-                // One example (SPEC §4's per-example setting): stream W's rows instead of
-                // packing the whole matrix for a matrix product.
-                let mut row = dprev.row_mut(0);
-                row.fill(0.0);
-                for (i, &di) in d.row(0).iter().enumerate() {
-                    if di != 0.0 {
-                        row.scaled_add(sp.w_scale * di, &p.weights[l].row(i));
-                    }
-                }
+    }
+}
+
+/// The delta of op `j` (first `b` rows), and whether it already holds a contribution from
+/// another reader (a fan-out), marking it as written.
+fn target<'a>(
+    deltas: &'a mut [Array2<f64>],
+    written: &mut [bool],
+    j: usize,
+    b: usize,
+) -> (ArrayViewMut2<'a, f64>, bool) {
+    let acc = written[j];
+    written[j] = true;
+    (deltas[j].slice_mut(s![..b, ..]), acc)
+}
+
+/// ∂(Σ_rows χ·f)/∂W = a_w δᵀ z and ∂/∂b = a_b Σ_rows δ of one dense op, written or added.
+fn dense_parameter_gradient(
+    w_scale: f64,
+    b_scale: f64,
+    d: ArrayView2<f64>,
+    z: ArrayView2<f64>,
+    gw: &mut Array2<f64>,
+    gb: &mut Array1<f64>,
+    accumulate: bool,
+) {
+    if d.nrows() == 1 {
+        // Outer product a_w δᵀ z, row by row.
+        let z0 = z.row(0);
+        for (mut gr, &dk) in gw.rows_mut().into_iter().zip(d.row(0)) {
+            let a = w_scale * dk;
+            if accumulate {
+                gr.scaled_add(a, &z0);
             } else {
-                general_mat_mul(sp.w_scale, &d, &p.weights[l], 0.0, &mut dprev);
+                Zip::from(&mut gr).and(&z0).for_each(|g, &z| *g = a * z);
             }
-            let act = specs[l - 1].activation.unwrap_or(Activation::Identity);
-            Zip::from(&mut dprev)
-                .and(buf.pre[l - 1].slice(s![..b, ..]))
-                .for_each(|d, &h| *d *= act.derivative(h));
+        }
+    } else {
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        general_mat_mul(w_scale, &d.t(), &z, beta, gw);
+    }
+    if !accumulate {
+        gb.fill(0.0);
+    }
+    if b_scale != 0.0 {
+        for row in d.axis_iter(Axis(0)) {
+            gb.scaled_add(b_scale, &row);
         }
     }
 }

@@ -6,7 +6,8 @@
 
 use ndarray::{s, Array2, ArrayView2, Zip};
 
-use super::layers::{backward, forward_tangent, Buffers, LayerSpec};
+use super::graph::{Buffers, Graph};
+use super::layers::{backward, forward_tangent};
 use super::model::{
     check_batch, check_input, check_layout, drive_loss_gradient, drive_predict, Core, Model,
     Workspace,
@@ -64,19 +65,19 @@ impl LinearizedNetwork {
 }
 
 impl Core for LinearizedNetwork {
-    fn specs(&self) -> &[LayerSpec] {
-        &self.net0.specs
+    fn graph(&self) -> &Graph {
+        &self.net0.graph
     }
     fn tangents(&self) -> bool {
         true
     }
     fn forward_block(&self, x: ArrayView2<f64>, buf: &mut Buffers) {
-        forward_tangent(&self.net0.specs, &self.net0.params, &self.delta, x, buf);
+        forward_tangent(&self.net0.graph, &self.net0.params, &self.delta, x, buf);
         let b = x.nrows();
-        let last = self.net0.specs.len() - 1;
-        let (pre, tpre) = (&mut buf.pre[last], &buf.tpre[last]);
-        let mut f = pre.slice_mut(s![..b, ..]);
-        let df = tpre.slice(s![..b, ..]);
+        let last = self.net0.graph.output();
+        let (val, tval) = (&mut buf.val[last], &buf.tval[last]);
+        let mut f = val.slice_mut(s![..b, ..]);
+        let df = tval.slice(s![..b, ..]);
         if self.centered {
             f.assign(&df);
         } else {
@@ -85,7 +86,7 @@ impl Core for LinearizedNetwork {
     }
     fn backward_block(&self, x: ArrayView2<f64>, buf: &mut Buffers, grad: &mut Params, acc: bool) {
         backward(
-            &self.net0.specs,
+            &self.net0.graph,
             &self.net0.params,
             x,
             buf,
@@ -111,7 +112,7 @@ impl Model for LinearizedNetwork {
         &mut self.delta
     }
     fn predict_with(&self, x: ArrayView2<f64>, ws: &mut Workspace) -> Result<Array2<f64>> {
-        check_layout(&self.net0.specs, &self.delta)?;
+        check_layout(&self.net0.graph, &self.delta)?;
         check_input(x, self.input_dim(), "x")?;
         Ok(drive_predict(self, x, ws))
     }
@@ -123,7 +124,7 @@ impl Model for LinearizedNetwork {
         grad: &mut Params,
         ws: &mut Workspace,
     ) -> Result<f64> {
-        check_layout(&self.net0.specs, &self.delta)?;
+        check_layout(&self.net0.graph, &self.delta)?;
         check_batch(x, y, self.input_dim(), self.outputs(), grad, &self.delta)?;
         drive_loss_gradient(self, x, y, loss, grad, ws)
     }

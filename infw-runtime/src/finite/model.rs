@@ -5,7 +5,7 @@
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use super::layers::{Buffers, LayerSpec};
+use super::graph::{Buffers, Graph};
 use super::params::Params;
 use crate::{Error, Loss, Result};
 
@@ -21,21 +21,15 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Makes sure `workers` buffers fit `specs` with `cap` rows; reallocates only on change.
-    pub(crate) fn ensure(
-        &mut self,
-        specs: &[LayerSpec],
-        cap: usize,
-        tangents: bool,
-        workers: usize,
-    ) {
+    /// Makes sure `workers` buffers fit `graph` with `cap` rows; reallocates only on change.
+    pub(crate) fn ensure(&mut self, graph: &Graph, cap: usize, tangents: bool, workers: usize) {
         for b in &mut self.blocks {
-            if !b.fits(specs, cap, tangents) {
-                *b = Buffers::new(specs, cap.max(b.cap), tangents);
+            if !b.fits(graph, cap, tangents) {
+                *b = Buffers::new(graph, cap.max(b.cap), tangents);
             }
         }
         while self.blocks.len() < workers {
-            self.blocks.push(Buffers::new(specs, cap, tangents));
+            self.blocks.push(Buffers::new(graph, cap, tangents));
         }
     }
 }
@@ -78,33 +72,39 @@ pub trait Model: Sync {
 
 /// The per-block computation a model contributes to the shared driver.
 pub(crate) trait Core: Sync {
-    fn specs(&self) -> &[LayerSpec];
+    fn graph(&self) -> &Graph;
     /// True when the forward pass needs tangent buffers.
     fn tangents(&self) -> bool;
-    /// Forward on `x` (≤ cap rows); the model's outputs end in the first rows of `buf.pre[L]`.
+    /// Forward on `x` (≤ cap rows); the model's outputs end in the first rows of the last
+    /// op's value.
     fn forward_block(&self, x: ArrayView2<f64>, buf: &mut Buffers);
-    /// Backward after `forward_block`, χ in `buf.delta[L]`; writes or adds into `grad`.
+    /// Backward after `forward_block`, χ in the last op's delta; writes or adds into `grad`.
     fn backward_block(&self, x: ArrayView2<f64>, buf: &mut Buffers, grad: &mut Params, acc: bool);
     /// The parameters the gradient is shaped like.
     fn grad_shape(&self) -> &Params;
 }
 
-/// A typed error unless `params` has the layer shapes of `specs` (they are public and
-/// mutable through [`Model::params_mut`], so a forward pass re-checks them: O(layers)).
-pub(crate) fn check_layout(specs: &[LayerSpec], params: &Params) -> Result<()> {
-    let ok = params.weights.len() == specs.len()
-        && params.biases.len() == specs.len()
-        && specs
-            .iter()
-            .zip(&params.weights)
-            .zip(&params.biases)
-            .all(|((s, w), b)| w.dim() == (s.n_out, s.n_in) && b.len() == s.n_out);
+/// A typed error unless `params` has the dense shapes of `graph` (they are public and
+/// mutable through [`Model::params_mut`], so a forward pass re-checks them: O(nodes)).
+pub(crate) fn check_layout(graph: &Graph, params: &Params) -> Result<()> {
+    let n = graph.dense_ops.len();
+    let ok = params.weights.len() == n
+        && params.biases.len() == n
+        && (0..n).all(|k| {
+            let (n_out, n_in) = graph.shape(k);
+            params.weights[k].dim() == (n_out, n_in) && params.biases[k].len() == n_out
+        });
     if ok {
         Ok(())
     } else {
         Err(Error::ShapeMismatch {
-            what: "parameters vs the network's layer shapes (replaced through params_mut?)".into(),
-            expected: specs.iter().map(|s| s.n_out * (s.n_in + 1)).sum(),
+            what: "parameters vs the network's dense shapes (replaced through params_mut?)".into(),
+            expected: (0..n)
+                .map(|k| {
+                    let (n_out, n_in) = graph.shape(k);
+                    n_out * (n_in + 1)
+                })
+                .sum(),
             found: params.len(),
         })
     }
@@ -147,21 +147,20 @@ pub(crate) fn drive_predict<M: Core + ?Sized>(
     x: ArrayView2<f64>,
     ws: &mut Workspace,
 ) -> Array2<f64> {
-    let specs = m.specs();
-    let c = specs[specs.len() - 1].n_out;
+    let graph = m.graph();
+    let last = graph.output();
     let n = x.nrows();
-    let mut out = Array2::zeros((n, c));
+    let mut out = Array2::zeros((n, graph.outputs()));
     let (workers, per) = plan(n);
-    ws.ensure(specs, per.min(BLOCK_ROWS), m.tangents(), workers);
+    ws.ensure(graph, per.min(BLOCK_ROWS), m.tangents(), workers);
     let work = |buf: &mut Buffers, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>| {
         let mut start = 0;
         while start < x.nrows() {
             let end = (start + BLOCK_ROWS).min(x.nrows());
             let xb = x.slice(s![start..end, ..]);
             m.forward_block(xb, buf);
-            let last = buf.pre.len() - 1;
             out.slice_mut(s![start..end, ..])
-                .assign(&buf.pre[last].slice(s![..end - start, ..]));
+                .assign(&buf.val[last].slice(s![..end - start, ..]));
             start = end;
         }
     };
@@ -188,11 +187,12 @@ pub(crate) fn drive_loss_gradient<M: Core + ?Sized>(
     grad: &mut Params,
     ws: &mut Workspace,
 ) -> Result<f64> {
-    let specs = m.specs();
+    let graph = m.graph();
+    let last = graph.output();
     let n = x.nrows();
     let inv_n = 1.0 / n as f64;
     let (workers, per) = plan(n);
-    ws.ensure(specs, per.min(BLOCK_ROWS), m.tangents(), workers);
+    ws.ensure(graph, per.min(BLOCK_ROWS), m.tangents(), workers);
     let work = |buf: &mut Buffers, x: ArrayView2<f64>, y: ArrayView2<f64>| -> f64 {
         if buf.grad.is_none()
             || !buf
@@ -212,9 +212,8 @@ pub(crate) fn drive_loss_gradient<M: Core + ?Sized>(
             let end = (start + BLOCK_ROWS).min(x.nrows());
             let xb = x.slice(s![start..end, ..]);
             m.forward_block(xb, buf);
-            let last = buf.pre.len() - 1;
             for i in 0..end - start {
-                for (dst, &v) in buf.frow.iter_mut().zip(buf.pre[last].row(i)) {
+                for (dst, &v) in buf.frow.iter_mut().zip(buf.val[last].row(i)) {
                     *dst = v;
                 }
                 for (dst, &v) in buf.yrow.iter_mut().zip(y.row(start + i)) {

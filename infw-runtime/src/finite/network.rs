@@ -7,7 +7,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-use super::layers::{backward, forward, forward_tangent, Buffers, LayerSpec};
+use super::graph::{Buffers, Graph, Op};
+use super::layers::{backward, forward, forward_tangent};
 use super::linearized::LinearizedNetwork;
 use super::model::{
     check_batch, check_finite, check_input, check_layout, drive_loss_gradient, drive_predict, Core,
@@ -27,34 +28,23 @@ pub enum Parameterization {
     Standard,
 }
 
-/// A finite fully connected network of a declared [`Architecture`].
+/// The finite network of a declared [`Architecture`]: its graph of dense, activation,
+/// layer-norm, sum (residual) and concat nodes, then the readout (SPEC §2, §8).
 ///
 /// ```
-/// use infw_runtime::{Activation, Architecture, Hidden, Readout};
+/// use infw_runtime::{Activation, Architecture, Hidden};
 /// use infw_runtime::finite::{FiniteNetwork, Parameterization};
-/// const H: [Hidden; 1] = [Hidden { width: 8, w_std: 1.0, b_std: 0.1, activation: Activation::Relu }];
-/// let arch = Architecture { hidden: &H, readout: Readout { outputs: None, w_std: 1.0, b_std: 0.0 } };
+/// let h = Hidden { width: 8, w_std: 1.0, b_std: 0.1, activation: Activation::RELU };
+/// let arch = Architecture::chain(&[h], None, 1.0, 0.0);
 /// let net = FiniteNetwork::new(&arch, 3, 2, Parameterization::Ntk, 7).unwrap();
 /// let f = net.forward(ndarray::array![[1.0, 0.0, -1.0]].view()).unwrap();
 /// assert_eq!(f.dim(), (1, 2));
 /// ```
 #[derive(Clone, Debug)]
 pub struct FiniteNetwork {
-    pub(crate) specs: Vec<LayerSpec>,
+    pub(crate) graph: Graph,
     pub(crate) params: Params,
     param: Parameterization,
-}
-
-fn check_std(v: f64, name: &'static str) -> Result<()> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument {
-            name,
-            value: v.to_string(),
-            reason: "standard deviations must be finite and ≥ 0".into(),
-        })
-    }
 }
 
 impl FiniteNetwork {
@@ -71,8 +61,10 @@ impl FiniteNetwork {
         Self::with_width_factor(arch, 1, input_dim, outputs, param, seed)
     }
 
-    /// The same declaration with every hidden width multiplied by `factor` (e.g. 4 to see
-    /// whether a finite network approaches its limit as width grows).
+    /// The same declaration with every dense width (not the readout's) multiplied by
+    /// `factor` (e.g. 4 to see whether a finite network approaches its limit as width
+    /// grows). Widths that overflow, or parameters that could not be allocated, are an
+    /// error before anything is allocated.
     pub fn with_width_factor(
         arch: &Architecture,
         factor: usize,
@@ -101,59 +93,30 @@ impl FiniteNetwork {
                 axis: "outputs",
             });
         }
-        let mut specs = Vec::with_capacity(arch.hidden.len() + 1);
-        let mut n_in = input_dim;
-        let mut layer = |n_out: usize, w_std: f64, b_std: f64, act| {
-            let (w_scale, b_scale) = match param {
-                Parameterization::Ntk => (w_std / (n_in as f64).sqrt(), b_std),
-                Parameterization::Standard => (1.0, 1.0),
-            };
-            specs.push(LayerSpec {
-                n_in,
-                n_out,
-                w_scale,
-                b_scale,
-                activation: act,
-            });
-            n_in = n_out;
-        };
-        for h in arch.hidden {
-            if h.width == 0 {
-                return Err(Error::Architecture("a dense layer has width 0".into()));
-            }
-            check_std(h.w_std, "w_std")?;
-            check_std(h.b_std, "b_std")?;
-            layer(h.width * factor, h.w_std, h.b_std, Some(h.activation));
-        }
-        check_std(arch.readout.w_std, "w_std")?;
-        check_std(arch.readout.b_std, "b_std")?;
-        layer(c, arch.readout.w_std, arch.readout.b_std, None);
+        let graph = Graph::new(arch, factor, input_dim, c, param)?;
 
-        let stds: Vec<(f64, f64)> = arch
-            .hidden
-            .iter()
-            .map(|h| (h.w_std, h.b_std))
-            .chain(std::iter::once((arch.readout.w_std, arch.readout.b_std)))
-            .collect();
+        // W then b of each dense node in node order, the readout last: for a chain, the
+        // same draws as layer by layer.
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut weights = Vec::with_capacity(specs.len());
-        let mut biases = Vec::with_capacity(specs.len());
-        for (sp, &(w_std, b_std)) in specs.iter().zip(&stds) {
+        let tensors = graph.dense_ops.len();
+        let mut weights = Vec::with_capacity(tensors);
+        let mut biases = Vec::with_capacity(tensors);
+        for (k, &(w_std, b_std)) in graph.stds.iter().enumerate() {
+            let (n_out, n_in) = graph.shape(k);
             let (ws, bs) = match param {
                 Parameterization::Ntk => (1.0, 1.0),
-                Parameterization::Standard => (w_std / (sp.n_in as f64).sqrt(), b_std),
+                Parameterization::Standard => (w_std / (n_in as f64).sqrt(), b_std),
             };
-            let w = Array2::from_shape_simple_fn((sp.n_out, sp.n_in), || {
+            let w = Array2::from_shape_simple_fn((n_out, n_in), || {
                 ws * rng.sample::<f64, _>(StandardNormal)
             });
-            let b = Array1::from_shape_simple_fn(sp.n_out, || {
-                bs * rng.sample::<f64, _>(StandardNormal)
-            });
+            let b =
+                Array1::from_shape_simple_fn(n_out, || bs * rng.sample::<f64, _>(StandardNormal));
             weights.push(w);
             biases.push(b);
         }
         Ok(FiniteNetwork {
-            specs,
+            graph,
             params: Params { weights, biases },
             param,
         })
@@ -164,19 +127,25 @@ impl FiniteNetwork {
         self.param
     }
 
-    /// Widths n_1..n_L of the hidden layers, then C.
+    /// The width of every dense node in node order, then C (the readout): the row counts
+    /// of the parameter tensors.
     pub fn widths(&self) -> Vec<usize> {
-        self.specs.iter().map(|s| s.n_out).collect()
+        self.graph
+            .dense_ops
+            .iter()
+            .map(|&i| self.graph.widths[i])
+            .collect()
     }
 
-    /// SPEC §4's per-tensor learning-rate multipliers for this network's shapes.
+    /// SPEC §4's per-tensor learning-rate multipliers for this network's shapes (§8: per
+    /// dense node, from its fan-in and width).
     pub fn sign_limit_rates(&self) -> TensorRates {
         TensorRates::sign_limit(&self.params)
     }
 
     /// f(x) for the rows of `x` (rows × C).
     pub fn forward(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
-        check_layout(&self.specs, &self.params)?;
+        check_layout(&self.graph, &self.params)?;
         check_input(x, self.input_dim(), "x")?;
         check_finite(x, "x")?;
         Ok(drive_predict(self, x, &mut Workspace::default()))
@@ -185,17 +154,17 @@ impl FiniteNetwork {
     /// Σ_rows ∂(χ_row · f(x_row))/∂θ: the backward pass for a given χ = ∂ℓ/∂f (rows × C).
     /// (Not divided by the number of rows: pass χ/B for a mean loss.)
     pub fn gradient(&self, x: ArrayView2<f64>, chi: ArrayView2<f64>) -> Result<Params> {
-        check_layout(&self.specs, &self.params)?;
+        check_layout(&self.graph, &self.params)?;
         let mut g = self.params.zeros_like();
         check_batch(x, chi, self.input_dim(), self.outputs(), &g, &self.params)?;
         check_finite(x, "x")?;
         check_finite(chi, "chi")?;
-        let mut buf = Buffers::new(&self.specs, x.nrows(), false);
-        forward(&self.specs, &self.params, x, &mut buf);
-        let last = self.specs.len() - 1;
+        let mut buf = Buffers::new(&self.graph, x.nrows(), false);
+        forward(&self.graph, &self.params, x, &mut buf);
+        let last = self.graph.output();
         buf.delta[last].assign(&chi);
         backward(
-            &self.specs,
+            &self.graph,
             &self.params,
             x,
             &mut buf,
@@ -207,46 +176,57 @@ impl FiniteNetwork {
     /// Forward-mode JVP at the current parameters along `tangent`: returns
     /// (f(x), J(x)·tangent), both rows × C.
     pub fn jvp(&self, x: ArrayView2<f64>, tangent: &Params) -> Result<(Array2<f64>, Array2<f64>)> {
-        check_layout(&self.specs, &self.params)?;
+        check_layout(&self.graph, &self.params)?;
         check_input(x, self.input_dim(), "x")?;
         check_finite(x, "x")?;
         self.params.check_same_shape(tangent, "tangent")?;
-        let mut buf = Buffers::new(&self.specs, x.nrows(), true);
-        forward_tangent(&self.specs, &self.params, tangent, x, &mut buf);
-        let last = self.specs.len() - 1;
-        Ok((buf.pre[last].clone(), buf.tpre[last].clone()))
+        let mut buf = Buffers::new(&self.graph, x.nrows(), true);
+        forward_tangent(&self.graph, &self.params, tangent, x, &mut buf);
+        let last = self.graph.output();
+        Ok((buf.val[last].clone(), buf.tval[last].clone()))
     }
 
     /// Empirical NTK of output 0 at the current parameters: Θ(x, x') = Σ_p ∂f_0(x)/∂θ_p ·
     /// ∂f_0(x')/∂θ_p, for x in the rows of `x1` and x' in the rows of `x2`. Computed per
-    /// layer as (Δ Δ'ᵀ) ⊙ (a_w² X Xᵀ' + a_b²) with backward signals Δ, never per parameter.
+    /// dense node as (Δ Δ'ᵀ) ⊙ (a_w² Z Z'ᵀ + a_b²) with Z the node's input and Δ the
+    /// backward signal at its output, never per parameter.
     pub fn empirical_ntk(&self, x1: ArrayView2<f64>, x2: ArrayView2<f64>) -> Result<Array2<f64>> {
-        check_layout(&self.specs, &self.params)?;
+        check_layout(&self.graph, &self.params)?;
         let d = self.input_dim();
         check_input(x1, d, "x1")?;
         check_input(x2, d, "x2")?;
         check_finite(x1, "x1")?;
         check_finite(x2, "x2")?;
+        let g = &self.graph;
         let signals = |x: ArrayView2<f64>| {
-            let mut buf = Buffers::new(&self.specs, x.nrows(), false);
-            forward(&self.specs, &self.params, x, &mut buf);
-            let last = self.specs.len() - 1;
+            let mut buf = Buffers::new(g, x.nrows(), false);
+            forward(g, &self.params, x, &mut buf);
+            let last = g.output();
             buf.delta[last].fill(0.0);
             buf.delta[last].column_mut(0).fill(1.0);
-            backward(&self.specs, &self.params, x, &mut buf, None);
+            backward(g, &self.params, x, &mut buf, None);
             buf
         };
         let (b1, b2) = (signals(x1), signals(x2));
         let mut k = Array2::zeros((x1.nrows(), x2.nrows()));
-        for (l, sp) in self.specs.iter().enumerate() {
-            let (in1, in2) = if l == 0 {
+        for &i in &g.dense_ops {
+            let Op::Dense {
+                input,
+                w_scale,
+                b_scale,
+                ..
+            } = g.ops[i]
+            else {
+                continue;
+            };
+            let (in1, in2) = if input == 0 {
                 (x1.view(), x2.view())
             } else {
-                (b1.post[l - 1].view(), b2.post[l - 1].view())
+                (b1.val[input].view(), b2.val[input].view())
             };
             let mut fwd = in1.dot(&in2.t());
-            fwd.mapv_inplace(|v| sp.w_scale * sp.w_scale * v + sp.b_scale * sp.b_scale);
-            let bwd = b1.delta[l].dot(&b2.delta[l].t());
+            fwd.mapv_inplace(|v| w_scale * w_scale * v + b_scale * b_scale);
+            let bwd = b1.delta[i].dot(&b2.delta[i].t());
             k += &(fwd * bwd);
         }
         Ok(k)
@@ -303,17 +283,17 @@ pub(crate) fn sign(g: f64) -> f64 {
 }
 
 impl Core for FiniteNetwork {
-    fn specs(&self) -> &[LayerSpec] {
-        &self.specs
+    fn graph(&self) -> &Graph {
+        &self.graph
     }
     fn tangents(&self) -> bool {
         false
     }
     fn forward_block(&self, x: ArrayView2<f64>, buf: &mut Buffers) {
-        forward(&self.specs, &self.params, x, buf);
+        forward(&self.graph, &self.params, x, buf);
     }
     fn backward_block(&self, x: ArrayView2<f64>, buf: &mut Buffers, grad: &mut Params, acc: bool) {
-        backward(&self.specs, &self.params, x, buf, Some((grad, acc)));
+        backward(&self.graph, &self.params, x, buf, Some((grad, acc)));
     }
     fn grad_shape(&self) -> &Params {
         &self.params
@@ -322,10 +302,10 @@ impl Core for FiniteNetwork {
 
 impl Model for FiniteNetwork {
     fn input_dim(&self) -> usize {
-        self.specs[0].n_in
+        self.graph.input_dim()
     }
     fn outputs(&self) -> usize {
-        self.specs[self.specs.len() - 1].n_out
+        self.graph.outputs()
     }
     fn params(&self) -> &Params {
         &self.params
@@ -334,7 +314,7 @@ impl Model for FiniteNetwork {
         &mut self.params
     }
     fn predict_with(&self, x: ArrayView2<f64>, ws: &mut Workspace) -> Result<Array2<f64>> {
-        check_layout(&self.specs, &self.params)?;
+        check_layout(&self.graph, &self.params)?;
         check_input(x, self.input_dim(), "x")?;
         Ok(drive_predict(self, x, ws))
     }
@@ -346,7 +326,7 @@ impl Model for FiniteNetwork {
         grad: &mut Params,
         ws: &mut Workspace,
     ) -> Result<f64> {
-        check_layout(&self.specs, &self.params)?;
+        check_layout(&self.graph, &self.params)?;
         check_batch(x, y, self.input_dim(), self.outputs(), grad, &self.params)?;
         drive_loss_gradient(self, x, y, loss, grad, ws)
     }

@@ -1,12 +1,13 @@
-//! [`Params`]: the weights and biases of a finite network, one entry per dense layer
-//! (SPEC §2), and the same shape for gradients, tangents, optimizer state and rates.
+//! [`Params`]: the weights and biases of a finite network, one entry per dense node of its
+//! graph (SPEC §2, §8), and the same shape for gradients, tangents, optimizer state and rates.
 
 use ndarray::{Array1, Array2, Zip};
 
 use crate::{Error, Result};
 
-/// Per-layer weight matrices `W^l` (n_l × n_{l−1}) and biases `b^l` (n_l), l = 1..L+1;
-/// the last entry is the readout. Gradients and tangents use the same struct.
+/// One weight matrix W (n_out × n_in, n_in the width of the node it reads) and bias b
+/// (n_out) per dense node, in node order; the last entry is the readout. Gradients and
+/// tangents use the same struct.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
     pub weights: Vec<Array2<f64>>,
@@ -30,7 +31,7 @@ impl Params {
         }
     }
 
-    /// Number of dense layers (hidden blocks + readout).
+    /// Number of dense nodes (hidden dense nodes + readout).
     pub fn layers(&self) -> usize {
         self.weights.len()
     }
@@ -176,8 +177,9 @@ impl TensorRates {
     }
 
     /// SPEC §4's per-tensor rates (to be multiplied by the global η), read off the tensor
-    /// shapes: W^1 → 1/√(n_1 d0), hidden W^l → 1/√(n_l n_{l−1}), readout W → 1/√n_L,
-    /// hidden b^l → 1/√n_l, readout b → 1. With no hidden layer the readout rule applies.
+    /// shapes, per dense node wherever it sits in the graph (SPEC §8): W of a dense node
+    /// with fan-in n_in and width n_out → 1/√(n_out n_in), its bias → 1/√n_out; readout
+    /// W → 1/√n_in, readout b → 1. With no hidden dense node the readout rule applies.
     pub fn sign_limit(params: &Params) -> TensorRates {
         let layers = params.layers();
         let mut weights = Vec::with_capacity(layers);

@@ -1,4 +1,4 @@
-//! Parallel tiled Gram evaluation of a [`KernelProgram`] (SPEC §3: one matrix product
+//! Parallel tiled Gram evaluation of a [`KernelProgram`] (docs/math.md §3: one matrix product
 //! feeds an elementwise map).
 //!
 //! Work is split into bands of rows (rayon). A band computes its inner products with one
@@ -10,7 +10,7 @@
 //! The per-pair pass runs on four training points at a time ([`F64x4`] lanes, compiled
 //! for AVX2+FMA when the CPU has it) and treats every pair as generic; the rare pairs
 //! whose inputs are exactly parallel are recomputed afterwards with correlation ±1
-//! exactly (SPEC §5). Per-thread scratch is `band_rows × N` inner products plus one row
+//! exactly (docs/math.md §5). Per-thread scratch is `band_rows × N` inner products plus one row
 //! per kernel.
 
 mod parallel_rows;
@@ -53,9 +53,9 @@ impl Default for GramParams {
 pub struct KernelMatrices {
     pub nngp: Option<Array2<f64>>,
     pub ntk: Option<Array2<f64>>,
-    /// R(x, x'), SPEC §4.
+    /// R(x, x'), docs/math.md §4.
     pub readout: Option<Array2<f64>>,
-    /// H(x, x'), SPEC §4.
+    /// H(x, x'), docs/math.md §4.
     pub hidden: Option<Array2<f64>>,
 }
 

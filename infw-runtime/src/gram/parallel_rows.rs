@@ -1,4 +1,4 @@
-//! Exact parallelism of two input rows (SPEC §5, "Exactly parallel inputs").
+//! Exact parallelism of two input rows (docs/math.md §5, "Exactly parallel inputs").
 use crate::program::Parallel;
 
 /// Whether `t = α·x` for some α ≠ 0, up to the rounding of the inputs themselves

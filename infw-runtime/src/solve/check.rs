@@ -1,4 +1,4 @@
-//! Input validation and the ndarray ↔ faer bridge shared by the solvers (SPEC §5).
+//! Input validation and the ndarray ↔ faer bridge shared by the solvers (docs/math.md §5).
 //! Every check returns a typed [`Error`]; nothing here panics on user input.
 
 use crate::error::{Error, Result};
@@ -26,7 +26,7 @@ pub(crate) fn dim(what: &str, expected: usize, found: usize) -> Result<()> {
 ///
 /// Symmetry is required up to `SYMMETRY_TOL · max|K|`: a Gram matrix computed tile by tile
 /// may differ from its transpose by a few roundings, but a genuinely non-symmetric matrix
-/// (e.g. the Adam-limit kernels R, H of SPEC §4, or a K* passed by mistake) is rejected.
+/// (e.g. the Adam-limit kernels R, H of docs/math.md §4, or a K* passed by mistake) is rejected.
 pub(crate) fn train_inputs(k: ArrayView2<f64>, y: ArrayView2<f64>) -> Result<()> {
     non_empty("k_train", k)?;
     dim("k_train must be square: columns", k.nrows(), k.ncols())?;

@@ -1,4 +1,4 @@
-//! Full-batch NTK gradient flow with MSE in function space (SPEC §5):
+//! Full-batch NTK gradient flow with MSE in function space (docs/math.md §5):
 //! f_t(X*) = f_0(X*) + K* K⁻¹ (I − e^{−ηKt}) (Y − f_0(X)), evaluated through one symmetric
 //! eigendecomposition K = V diag(λ) Vᵀ that is kept and reused for every t and test set.
 
@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use faer::Side;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
-/// NTK gradient flow under MSE (SPEC §5), prepared once and evaluated at any time t ≥ 0.
+/// NTK gradient flow under MSE (docs/math.md §5), prepared once and evaluated at any time t ≥ 0.
 ///
 /// The flow is df/dt = −η K (f − Y) on the training set with loss ½‖f − Y‖² summed over
 /// examples (no 1/N). With K = V diag(λ) Vᵀ and R = Vᵀ (Y − f_0(X)):
@@ -49,7 +49,7 @@ pub struct GradientFlow {
 }
 
 impl GradientFlow {
-    /// Prepares the flow from f_0 = 0 (the mean of the initial GP, SPEC §5):
+    /// Prepares the flow from f_0 = 0 (the mean of the initial GP, docs/math.md §5):
     /// K is the N×N training kernel, Y the N×C targets, η > 0 the learning rate.
     pub fn new(k_train: ArrayView2<f64>, y: ArrayView2<f64>, learning_rate: f64) -> Result<Self> {
         Self::build(k_train, y, learning_rate, None)

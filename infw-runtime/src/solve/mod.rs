@@ -1,4 +1,4 @@
-//! Solvers for the NTK limit trained with MSE (SPEC §5): kernel regression and full-batch
+//! Solvers for the NTK limit trained with MSE (docs/math.md §5): kernel regression and full-batch
 //! gradient flow in function space.
 //!
 //! Each solver is a prepared object that keeps its factorisation (a Cholesky factor for

@@ -1,4 +1,4 @@
-//! Kernel regression, the t = ∞ limit of NTK gradient flow with a ridge (SPEC §5):
+//! Kernel regression, the t = ∞ limit of NTK gradient flow with a ridge (docs/math.md §5):
 //! f(X*) = K* (K + λI)⁻¹ Y, solved by a Cholesky factorisation that is kept for reuse.
 
 use super::check;
@@ -7,7 +7,7 @@ use faer::linalg::solvers::{Llt, Solve};
 use faer::Side;
 use ndarray::{Array2, ArrayView2};
 
-/// Kernel (ridge) regression with its Cholesky factor of K + λI kept (SPEC §5).
+/// Kernel (ridge) regression with its Cholesky factor of K + λI kept (docs/math.md §5).
 ///
 /// The coefficients α = (K + λI)⁻¹ Y are computed once by two triangular solves; predictions
 /// are K* α. With λ = 0 on a singular kernel (duplicate rows, fewer features than examples
@@ -76,7 +76,7 @@ impl KernelRegression {
         Ok(Self { llt, alpha, ridge })
     }
 
-    /// Predictions K* α on a test set, from the M×N kernel K* = Θ(X*, X) (SPEC §5).
+    /// Predictions K* α on a test set, from the M×N kernel K* = Θ(X*, X) (docs/math.md §5).
     pub fn predict(&self, k_test_train: ArrayView2<f64>) -> Result<Array2<f64>> {
         check::test_kernel(k_test_train, self.alpha.nrows())?;
         Ok(k_test_train.dot(&self.alpha))

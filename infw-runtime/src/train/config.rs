@@ -1,10 +1,10 @@
 //! Options of the function-space trainer: learning-rate schedules, momentum, iterate
-//! averaging and which iterate is reported (SPEC §5, "exact extensions").
+//! averaging and which iterate is reported (docs/math.md §5, "exact extensions").
 
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 
-/// Learning-rate schedule η_t applied to [`TrainConfig::learning_rate`] η (SPEC §5).
+/// Learning-rate schedule η_t applied to [`TrainConfig::learning_rate`] η (docs/math.md §5).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Schedule {
     /// η_t = η.
@@ -33,7 +33,7 @@ impl Schedule {
     }
 }
 
-/// Which iterate of f is reported in the history and predicted (SPEC §5).
+/// Which iterate of f is reported in the history and predicted (docs/math.md §5).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Iterate {
     /// The current f_t.
@@ -58,7 +58,7 @@ pub struct TrainConfig {
     /// Base learning rate η > 0 (finite).
     pub learning_rate: f64,
     /// Per-example loss; MSE by default, which is also the right choice for the Adam
-    /// limit (see [`super::AdamLimit`]: under cross-entropy it never settles, SPEC §5).
+    /// limit (see [`super::AdamLimit`]: under cross-entropy it never settles, docs/math.md §5).
     pub loss: Loss,
     /// Learning-rate schedule.
     pub schedule: Schedule,

@@ -1,4 +1,4 @@
-//! The function-space training engine (SPEC §5): one loop for every update rule, with
+//! The function-space training engine (docs/math.md §5): one loop for every update rule, with
 //! the function kept as train-set values plus one coefficient matrix per kernel block.
 
 use std::time::Instant;
@@ -42,7 +42,7 @@ struct FunctionState {
     train: Array2<f64>,
 }
 
-/// Trains a function in the kernel limit of `R`, one example per step (SPEC §4, §5).
+/// Trains a function in the kernel limit of `R`, one example per step (docs/math.md §4, §5).
 ///
 /// State: the training-set values f(X) (N×C) and coefficient matrices (one per kernel
 /// block, one row per training example) for the last iterate and, if enabled, momentum,
@@ -331,7 +331,7 @@ impl<R: UpdateRule> Trainer<R> {
 
         match (self.config.momentum, self.momentum.as_mut()) {
             (Some(beta), Some(m)) => {
-                // M ← βM + U_t, then f ← f − η(1−β) M (SPEC §5).
+                // M ← βM + U_t, then f ← f − η(1−β) M (docs/math.md §5).
                 m.train.map_inplace(|v| *v *= beta);
                 for (j, coef) in m.coef.iter_mut().enumerate() {
                     let uj = &self.u[j * c..(j + 1) * c];

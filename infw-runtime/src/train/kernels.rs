@@ -1,5 +1,5 @@
 //! Validated inputs of the trainer: kernel matrices whose **columns are training
-//! examples**, and train/test sets that pair them with targets and an optional f_0 (SPEC §5).
+//! examples**, and train/test sets that pair them with targets and an optional f_0 (docs/math.md §5).
 
 use ndarray::{Array2, ArrayView2};
 
@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 ///
 /// Rows are the points the function is evaluated at (training or test inputs); the
 /// **columns are the training examples x_b**. The asymmetric kernels of the Adam limit
-/// (SPEC §4) make this the only safe convention: `K_j[(i, b)] = K_j(x_i, x_b)`.
+/// (docs/math.md §4) make this the only safe convention: `K_j[(i, b)] = K_j(x_i, x_b)`.
 pub trait KernelSet {
     /// Names of the blocks, in the order of the trainer's coefficient matrices.
     const BLOCKS: &'static [&'static str];
@@ -27,7 +27,7 @@ pub trait KernelSet {
     }
 }
 
-/// The NTK Θ(·, X) of the SGD limit (SPEC §3): rows evaluation points, columns training examples.
+/// The NTK Θ(·, X) of the SGD limit (docs/math.md §3): rows evaluation points, columns training examples.
 #[derive(Clone, Debug)]
 pub struct NtkKernel {
     theta: Array2<f64>,
@@ -63,7 +63,7 @@ impl KernelSet for NtkKernel {
     }
 }
 
-/// The two kernels of the Adam-like limit (SPEC §4): the readout part R(x, x_b) and the
+/// The two kernels of the Adam-like limit (docs/math.md §4): the readout part R(x, x_b) and the
 /// hidden part H(x, x_b). They are **not symmetric**: the column is the training example
 /// x_b the step is taken on, the row the point whose function value moves.
 #[derive(Clone, Debug)]
@@ -133,7 +133,7 @@ impl KernelSet for SignKernels {
 /// The training set: kernels K(X, X) (N×N), targets Y (N×C) and an optional f_0(X).
 ///
 /// Targets are real values or one-hot rows (MSE), or one-hot rows (cross-entropy, whose
-/// class is the row's arg-max). f_0 = 0 unless given (SPEC §5).
+/// class is the row's arg-max). f_0 = 0 unless given (docs/math.md §5).
 #[derive(Clone, Debug)]
 pub struct TrainSet<K: KernelSet> {
     pub(crate) kernels: K,

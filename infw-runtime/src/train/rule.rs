@@ -1,5 +1,5 @@
 //! Update rules (strategies) of the function-space trainer: the SGD limit and the
-//! Adam-like limit, each a map from the loss gradient χ to per-kernel coefficients (SPEC §4, §5).
+//! Adam-like limit, each a map from the loss gradient χ to per-kernel coefficients (docs/math.md §4, §5).
 
 use super::kernels::{KernelSet, NtkKernel, SignKernels};
 
@@ -22,7 +22,7 @@ pub trait UpdateRule {
     fn direction(&self, chi: &[f64], u: &mut [f64]);
 }
 
-/// Per-example SGD in the NTK limit (SPEC §5): f ← f − η Θ(·, x_b) χ_b, so `u = χ`.
+/// Per-example SGD in the NTK limit (docs/math.md §5): f ← f − η Θ(·, x_b) χ_b, so `u = χ`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NtkSgd;
 
@@ -33,7 +33,7 @@ impl UpdateRule for NtkSgd {
     }
 }
 
-/// Per-example sign descent in the Adam-like limit (SPEC §4):
+/// Per-example sign descent in the Adam-like limit (docs/math.md §4):
 /// f_c ← f_c − η [sign(χ_c) R(·, x_b) + (χ_c/‖χ‖₂) H(·, x_b)], sign(0) = 0, and no hidden
 /// update when ‖χ‖ = 0.
 ///
@@ -41,7 +41,7 @@ impl UpdateRule for NtkSgd {
 /// cross-entropy sign(χ_c) never changes (−1 for the true class, +1 for the others, however
 /// well the example is fit), so the readout part keeps pushing at full strength and
 /// training does not settle; under MSE the signs flip as predictions cross their targets
-/// (SPEC §5; measured on digits: 98.6 % with MSE vs 93 % with cross-entropy).
+/// (docs/math.md §5; measured on digits: 98.6 % with MSE vs 93 % with cross-entropy).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AdamLimit;
 
@@ -106,7 +106,7 @@ mod tests {
     }
 
     /// Under cross-entropy the readout signs are −1 for the true class and +1 for the
-    /// others, even at a margin where p_y − 1 would round to 0 (SPEC §5).
+    /// others, even at a margin where p_y − 1 would round to 0 (docs/math.md §5).
     #[test]
     fn cross_entropy_signs_never_flip_in_the_adam_rule() {
         let y = [0.0, 1.0, 0.0];

@@ -370,7 +370,7 @@ fn adam_mse_training_decreases_the_loss() {
     assert!(last < 1e-2 * initial, "final {last} vs initial {initial}");
 }
 
-/// Under cross-entropy the Adam limit never settles (SPEC §5): the readout signs stay
+/// Under cross-entropy the Adam limit never settles (docs/math.md §5): the readout signs stay
 /// (−1 true class, +1 others) and the function keeps growing at a constant rate; under
 /// MSE it stays bounded near the targets.
 #[test]

@@ -1,0 +1,325 @@
+//! The graph a finite network runs (SPEC §2, §8): the declared [`Architecture`] checked and
+//! compiled into one [`Op`] per node plus the readout, with every node's width, and the
+//! reusable [`Buffers`] a block of rows needs to go through it.
+//!
+//! Parameters are one (W, b) per dense node in node order, the readout last; the dense
+//! rule is `h = a_w · z Wᵀ + a_b · b` with NTK (`a_w = σw/√n_in`, `a_b = σb`, N(0,1)
+//! parameters) or standard (`a_w = a_b = 1`, scales in the initial variance) scales, where
+//! n_in is the width of the dense node's input node.
+
+use ndarray::Array2;
+
+use super::network::Parameterization;
+use super::params::Params;
+use crate::arch::{Architecture, Node};
+use crate::{Activation, Error, Result};
+
+/// One node as the finite code runs it. Inputs are indices of earlier ops; op 0 is the
+/// input x and the last op is the readout (a dense node).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Op {
+    Input,
+    /// `param` indexes [`Params`]' tensors.
+    Dense {
+        input: usize,
+        param: usize,
+        w_scale: f64,
+        b_scale: f64,
+    },
+    Activation {
+        input: usize,
+        activation: Activation,
+    },
+    LayerNorm {
+        input: usize,
+    },
+    Sum {
+        inputs: Vec<usize>,
+    },
+    /// (input, first column of it in the output), in order.
+    Concat {
+        parts: Vec<(usize, usize)>,
+    },
+}
+
+/// A checked, compiled architecture for one input dimension, output count and width factor.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Graph {
+    pub ops: Vec<Op>,
+    /// The output width of every op (op 0: d0; the last: C).
+    pub widths: Vec<usize>,
+    /// Whether an op's value depends on parameters: only those carry a backward signal
+    /// (delta) and a tangent.
+    pub trainable: Vec<bool>,
+    /// The op of each dense parameter tensor, readout last.
+    pub dense_ops: Vec<usize>,
+    /// (w_std, b_std) of each dense parameter tensor (the standard parameterization's
+    /// initial scales).
+    pub stds: Vec<(f64, f64)>,
+}
+
+fn check_std(v: f64, name: &'static str) -> Result<()> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            name,
+            value: v.to_string(),
+            reason: "standard deviations must be finite and ≥ 0".into(),
+        })
+    }
+}
+
+/// A typed error unless every node reads earlier nodes and node 0 (only) is the input, so
+/// that [`Architecture::widths`] can index safely. The fields are public: user input.
+fn check_structure(arch: &Architecture) -> Result<()> {
+    let bad = |msg: String| Err(Error::Architecture(msg));
+    if arch.nodes.first() != Some(&Node::Input) {
+        return bad("node 0 of the graph must be the input".into());
+    }
+    for (i, node) in arch.nodes.iter().enumerate().skip(1) {
+        let inputs = match node {
+            Node::Input => return bad(format!("node {i} is a second input; only node 0 is")),
+            Node::Dense { .. }
+            | Node::Activation { .. }
+            | Node::LayerNorm { .. }
+            | Node::Sum { .. }
+            | Node::Concat { .. } => node.inputs(),
+        };
+        if inputs.is_empty() {
+            return bad(format!("node {i} combines no inputs"));
+        }
+        if let Some(&j) = inputs.iter().find(|&&j| j >= i) {
+            return bad(format!(
+                "node {i} reads node {j}: nodes must be in topological order (read earlier nodes only)"
+            ));
+        }
+    }
+    if arch.readout.input >= arch.nodes.len() {
+        return bad(format!(
+            "the readout reads node {} but the graph has {} nodes",
+            arch.readout.input,
+            arch.nodes.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Elements of one tensor, or a typed error when it could not be allocated at all.
+fn tensor_len(rows: usize, cols: usize) -> Result<usize> {
+    rows.checked_mul(cols)
+        .filter(|&n| n <= isize::MAX as usize / std::mem::size_of::<f64>())
+        .ok_or_else(|| {
+            Error::Architecture(format!(
+                "a {rows} × {cols} weight matrix does not fit in memory; use a smaller width factor"
+            ))
+        })
+}
+
+impl Graph {
+    /// Checks and compiles `arch` with every dense width multiplied by `factor` (the
+    /// readout's is `outputs`), before anything is allocated.
+    pub fn new(
+        arch: &Architecture,
+        factor: usize,
+        input_dim: usize,
+        outputs: usize,
+        param: Parameterization,
+    ) -> Result<Graph> {
+        check_structure(arch)?;
+        let mut widths = arch.widths(input_dim, factor)?;
+        let n = arch.nodes.len();
+        let mut ops = Vec::with_capacity(n + 1);
+        let mut trainable = Vec::with_capacity(n + 1);
+        let mut dense_ops = Vec::new();
+        let mut stds = Vec::new();
+        let mut total = 0usize;
+        let mut dense = |ops: &mut Vec<Op>,
+                         input: usize,
+                         n_out: usize,
+                         w_std: f64,
+                         b_std: f64,
+                         widths: &[usize]|
+         -> Result<()> {
+            check_std(w_std, "w_std")?;
+            check_std(b_std, "b_std")?;
+            let n_in = widths[input];
+            if n_out == 0 {
+                return Err(Error::Architecture(format!(
+                    "dense node {} has width 0",
+                    ops.len()
+                )));
+            }
+            let len = tensor_len(n_out, n_in + 1)?;
+            total = total
+                .checked_add(len)
+                .filter(|&t| t <= isize::MAX as usize / std::mem::size_of::<f64>())
+                .ok_or_else(|| Error::Architecture("the parameters do not fit in memory".into()))?;
+            let (w_scale, b_scale) = match param {
+                Parameterization::Ntk => (w_std / (n_in as f64).sqrt(), b_std),
+                Parameterization::Standard => (1.0, 1.0),
+            };
+            dense_ops.push(ops.len());
+            stds.push((w_std, b_std));
+            ops.push(Op::Dense {
+                input,
+                param: dense_ops.len() - 1,
+                w_scale,
+                b_scale,
+            });
+            Ok(())
+        };
+        for (i, node) in arch.nodes.iter().enumerate() {
+            match node {
+                Node::Input => ops.push(Op::Input),
+                &Node::Dense {
+                    input,
+                    w_std,
+                    b_std,
+                    ..
+                } => dense(&mut ops, input, widths[i], w_std, b_std, &widths)?,
+                &Node::Activation { input, activation } => {
+                    ops.push(Op::Activation { input, activation })
+                }
+                &Node::LayerNorm { input } => ops.push(Op::LayerNorm { input }),
+                Node::Sum { inputs } => ops.push(Op::Sum {
+                    inputs: inputs.clone(),
+                }),
+                Node::Concat { inputs } => {
+                    let mut off = 0;
+                    let parts = inputs
+                        .iter()
+                        .map(|&j| {
+                            off += widths[j];
+                            (j, off - widths[j])
+                        })
+                        .collect();
+                    ops.push(Op::Concat { parts });
+                }
+            }
+            trainable.push(match node {
+                Node::Input => false,
+                Node::Dense { .. } => true,
+                Node::Activation { .. }
+                | Node::LayerNorm { .. }
+                | Node::Sum { .. }
+                | Node::Concat { .. } => node.inputs().iter().any(|&j| trainable[j]),
+            });
+        }
+        let r = &arch.readout;
+        dense(&mut ops, r.input, outputs, r.w_std, r.b_std, &widths)?;
+        widths.push(outputs);
+        trainable.push(true);
+        Ok(Graph {
+            ops,
+            widths,
+            trainable,
+            dense_ops,
+            stds,
+        })
+    }
+
+    /// The op whose value is the network output.
+    pub fn output(&self) -> usize {
+        self.ops.len() - 1
+    }
+
+    /// d0.
+    pub fn input_dim(&self) -> usize {
+        self.widths[0]
+    }
+
+    /// C.
+    pub fn outputs(&self) -> usize {
+        self.widths[self.output()]
+    }
+
+    /// (n_out, n_in) of dense parameter tensor `k`.
+    pub fn shape(&self, k: usize) -> (usize, usize) {
+        let i = self.dense_ops[k];
+        match &self.ops[i] {
+            Op::Dense { input, .. } => (self.widths[i], self.widths[*input]),
+            Op::Input
+            | Op::Activation { .. }
+            | Op::LayerNorm { .. }
+            | Op::Sum { .. }
+            | Op::Concat { .. } => unreachable!("dense_ops holds dense ops only"),
+        }
+    }
+
+    /// The (rows, columns) of op `i`'s value, delta and tangent buffers for `cap` rows,
+    /// and whether it keeps per-row layer-norm scales. Op 0's value is x itself, and ops
+    /// that do not depend on parameters carry no delta or tangent: 0 columns.
+    fn layout(&self, i: usize) -> (usize, usize, bool) {
+        let val = if i == 0 { 0 } else { self.widths[i] };
+        let delta = if self.trainable[i] { self.widths[i] } else { 0 };
+        (val, delta, matches!(self.ops[i], Op::LayerNorm { .. }))
+    }
+}
+
+/// Buffers for one block of at most `cap` rows: every op's value, backward signal and (for
+/// the linearized model) tangent, layer norm's per-row scales, plus a gradient accumulator.
+#[derive(Debug)]
+pub(crate) struct Buffers {
+    pub cap: usize,
+    /// Op values (cap × width); op 0's is empty (x is read in place), the last is f.
+    pub val: Vec<Array2<f64>>,
+    /// ∂(χ·f)/∂(op value); the last holds χ. Empty for ops without parameters upstream.
+    pub delta: Vec<Array2<f64>>,
+    /// Tangents of op values (no ops at all unless tangents were asked for).
+    pub tval: Vec<Array2<f64>>,
+    /// 1/√(var + eps) per row, for layer-norm ops (empty for the others).
+    pub inv_std: Vec<Vec<f64>>,
+    /// Backward bookkeeping: whether an op's delta has received its first contribution
+    /// (fan-outs add the later ones).
+    pub written: Vec<bool>,
+    /// Gradient accumulator of this block's worker (allocated on first use).
+    pub grad: Option<Params>,
+    /// Row scratch for the loss (C entries each).
+    pub frow: Vec<f64>,
+    pub yrow: Vec<f64>,
+    pub chirow: Vec<f64>,
+}
+
+impl Buffers {
+    pub fn new(g: &Graph, cap: usize, tangents: bool) -> Buffers {
+        let n = g.ops.len();
+        let c = g.outputs();
+        let mk = |cols: usize| Array2::zeros((if cols == 0 { 0 } else { cap }, cols));
+        let layouts: Vec<_> = (0..n).map(|i| g.layout(i)).collect();
+        Buffers {
+            cap,
+            val: layouts.iter().map(|l| mk(l.0)).collect(),
+            delta: layouts.iter().map(|l| mk(l.1)).collect(),
+            tval: if tangents {
+                layouts.iter().map(|l| mk(l.1)).collect()
+            } else {
+                Vec::new()
+            },
+            inv_std: layouts
+                .iter()
+                .map(|l| if l.2 { vec![0.0; cap] } else { Vec::new() })
+                .collect(),
+            written: vec![false; n],
+            grad: None,
+            frow: vec![0.0; c],
+            yrow: vec![0.0; c],
+            chirow: vec![0.0; c],
+        }
+    }
+
+    /// True when these buffers fit `g` with at least `cap` rows (and tangents if asked).
+    pub fn fits(&self, g: &Graph, cap: usize, tangents: bool) -> bool {
+        let n = g.ops.len();
+        self.cap >= cap
+            && self.val.len() == n
+            && (0..n).all(|i| {
+                let (v, d, ln) = g.layout(i);
+                self.val[i].ncols() == v
+                    && self.delta[i].ncols() == d
+                    && self.inv_std[i].is_empty() != ln
+                    && (!tangents || self.tval[i].ncols() == d)
+            })
+            && (!tangents || self.tval.len() == n)
+    }
+}
