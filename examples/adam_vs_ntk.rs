@@ -1,4 +1,4 @@
-//! The Adam-like limit against per-example NTK-SGD on digits (SPEC §4–§5, §7).
+//! The Adam-like limit against per-example NTK-SGD on digits (docs/math.md §4–§5, §7).
 //!
 //! One architecture (relu, two hidden layers, σw = √2, σb = 0.1, readout too), both
 //! infinite-width limits trained in function space for 15 epochs, each with MSE on one-hot

@@ -1,5 +1,5 @@
 //! NTK regression on the embedded digits data: the infinitely wide network trained to
-//! convergence by gradient flow (SPEC §5), in one declaration and three calls.
+//! convergence by gradient flow (docs/math.md §5), in one declaration and three calls.
 //!
 //! Run: `cargo run --release --example digits`
 use infw::data::{accuracy, one_hot, Dataset};

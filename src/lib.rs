@@ -14,8 +14,8 @@
 //! # Ok::<(), infw::Error>(())
 //! ```
 //!
-//! `network!` accepts `{…}`, `(…)` and `[…]`. The kernels are those of SPEC §3 (NNGP, NTK)
-//! and §4 (R and H of the Adam-like limit); training in function space is SPEC §5.
+//! `network!` accepts `{…}`, `(…)` and `[…]`. The kernels are those of docs/math.md §3 (NNGP, NTK)
+//! and §4 (R and H of the Adam-like limit); training in function space is docs/math.md §5.
 //!
 //! # Grammar (EBNF)
 //!

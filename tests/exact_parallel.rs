@@ -1,4 +1,4 @@
-//! At exactly parallel inputs the correlation is ±1 exactly (SPEC §5): our diagonal and
+//! At exactly parallel inputs the correlation is ±1 exactly (docs/math.md §5): our diagonal and
 //! ±multiple entries match the closed-form one-point recursion to rounding, with no √eps
 //! error from arccos. neural-tangents is off there by up to ~1.2e-8 (tests/reference);
 //! here the tolerance is 1e-14 relative: a handful of roundings through ≤ 3 layers.
@@ -11,7 +11,7 @@ fn rel(a: f64, b: f64) -> f64 {
 }
 
 /// Independent one-point recursion for relu with no biases: Σ ← w²Σ/2 per block,
-/// Σ̇ = 1/2, Θ ← Σ + w²·½·Θ (SPEC §3 at θ = 0).
+/// Σ̇ = 1/2, Θ ← Σ + w²·½·Θ (docs/math.md §3 at θ = 0).
 fn relu_diag(q: f64, w2: f64, layers: usize) -> (f64, f64) {
     let mut sigma = w2 * q;
     let mut theta = sigma;

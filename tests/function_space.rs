@@ -1,4 +1,4 @@
-//! Function-space training of both limits through `network!`, like a user (SPEC §4–§5):
+//! Function-space training of both limits through `network!`, like a user (docs/math.md §4–§5):
 //! per-example NTK-SGD against the closed-form gradient flow, the flow's limits t = 0 and
 //! t → ∞, Adam-limit training on a small real subset, one step of each rule against the
 //! formulas, and typed errors on bad input.
@@ -129,7 +129,7 @@ fn per_example_sgd_tracks_the_gradient_flow_to_first_order() {
     }
 }
 
-/// The flow at t = 0 is f_0 = 0 exactly (SPEC §5): every coefficient is −expm1(−0)/λ = 0.
+/// The flow at t = 0 is f_0 = 0 exactly (docs/math.md §5): every coefficient is −expm1(−0)/λ = 0.
 /// At large t it approaches NTK kernel regression; with a tiny ridge the two differ only by
 /// the ridge's O(λ_ridge/λ_min) shift and e^{−λ_min t}.
 #[test]
@@ -196,7 +196,7 @@ fn wavy_targets(n: usize) -> Array2<f64> {
     Array2::from_shape_fn((n, 3), |(i, c)| (1.7 * i as f64 + 2.3 * c as f64).sin())
 }
 
-/// One step of each rule on a chosen example equals its formula (SPEC §4, §5), evaluated
+/// One step of each rule on a chosen example equals its formula (docs/math.md §4, §5), evaluated
 /// from the kernels `Network::kernels` returns, with **columns the training example**:
 /// Adam limit Δf_c(x) = −η [sign(χ_c) R(x, x_b) + (χ_c/‖χ‖) H(x, x_b)], NTK
 /// Δf(x) = −η Θ(x, x_b) χ. Two steps, so the second χ = f(x_b) − y_b comes from a moved f.
@@ -491,7 +491,7 @@ fn bad_input_gives_typed_errors_for_both_limits() {
 }
 
 /// Under cross-entropy sign(χ_c) is +1 for every wrong class and −1 for the true one,
-/// however large the margin (SPEC §5). Softmax probabilities underflow to exactly 0 once a
+/// however large the margin (docs/math.md §5). Softmax probabilities underflow to exactly 0 once a
 /// margin passes ~745; an Adam-limit step must still move every class by the readout part
 /// ±η R(·, x_b). At η = 100 the margins reach thousands within two epochs (measured on
 /// digits), then one more step is checked against the formula with the exact signs.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 pub const DEFAULT_DATASETS: [&str; 4] = ["digits", "mnist1d", "wine", "breast_cancer"];
 
 pub const HELP: &str = "\
-paper: the experiment infw exists for (SPEC §1, §7). One architecture
+paper: the experiment infw exists for (docs/math.md §1, §7). One architecture
 (relu, 2 hidden layers of 512, σw = √2, σb = 0.1), its two infinite-width limits
 (NTK-SGD, Adam-like), the finite network trained with SGD and Adam, its linearization,
 the standard-parameterization network, kernel regression, and the exact finite

@@ -110,7 +110,7 @@ impl Budget {
 /// Which part of the table a row belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Group {
-    /// SPEC §7's models: the limits and the finite networks with and without feature learning.
+    /// docs/math.md §7's models: the limits and the finite networks with and without feature learning.
     Main,
     /// The standard-parameterization network and closed-form kernel regression.
     Reference,

@@ -1,4 +1,4 @@
-//! The experiment infw exists for (SPEC §1, §7): do infinite-width NTKs lose to finite
+//! The experiment infw exists for (docs/math.md §1, §7): do infinite-width NTKs lose to finite
 //! networks even when the finite networks' feature learning is disabled, and does the
 //! Adam-like limit close that gap? One architecture, every model, the same data.
 //!

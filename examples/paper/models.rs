@@ -92,7 +92,7 @@ fn clone_kernels(k: &KernelMatrices) -> KernelMatrices {
 }
 
 /// Function-space training of limit `R` with the running mean of f over steps (the limit
-/// of weight averaging, SPEC §5) as the scored iterate; the last iterate is kept too.
+/// of weight averaging, docs/math.md §5) as the scored iterate; the last iterate is kept too.
 /// `k_train`: train × train kernels, `k_eval`: scoring rows × train. `f0`: the initial
 /// function on (train, eval) rows; `None` is f_0 = 0, the mean of the initial GP.
 #[allow(clippy::too_many_arguments)]
@@ -192,7 +192,7 @@ pub enum Opt {
     Sgd,
     /// β1 = 0.9, β2 = 0.999, ε = 1e-8.
     Adam,
-    /// Sign descent with SPEC §4's per-tensor rates (the finite side of the Adam limit).
+    /// Sign descent with docs/math.md §4's per-tensor rates (the finite side of the Adam limit).
     SignLimit,
 }
 

@@ -56,7 +56,7 @@ pub fn preamble(b: &Budget, quick: bool) {
         b.limit_epochs, b.ntk_mse_fractions, b.ntk_ce_rates
     );
     println!(
-        "  Adam limit (per-example, SPEC §4), ≤ {} epochs: MSE η ∈ {:?}; CE η ∈ {:?}",
+        "  Adam limit (per-example, docs/math.md §4), ≤ {} epochs: MSE η ∈ {:?}; CE η ∈ {:?}",
         b.limit_epochs, b.adam_limit_mse_rates, b.adam_limit_ce_rates
     );
     println!("  both limits: f_0 = 0, constant rate, reported iterate = running mean of f over all steps (the limit of weight averaging)");
@@ -78,7 +78,7 @@ pub fn preamble(b: &Budget, quick: bool) {
         b.ridges
     );
     println!(
-        "  exact finite counterparts: NTK-param network, per-example SGD (↔ NTK limit) and per-example sign descent with SPEC §4's per-tensor rates (↔ Adam limit), \
+        "  exact finite counterparts: NTK-param network, per-example SGD (↔ NTK limit) and per-example sign descent with docs/math.md §4's per-tensor rates (↔ Adam limit), \
          width 512 and 2048, η = the limit's chosen η, {} epochs, on ≤ {} training examples (stratified subsample), compared with the limit's last iterate on the same examples",
         b.exact_epochs, b.exact_subsample
     );

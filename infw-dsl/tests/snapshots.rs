@@ -1,6 +1,6 @@
 //! Snapshots of the IR and of the generated code (printed by prettyplease), reviewed as a
 //! reviewer would review hand-written code: straight-line, constants folded, one binding
-//! per quantity of SPEC §3–§4.
+//! per quantity of docs/math.md §3–§4.
 use infw_dsl::{codegen, compile, runtime_path};
 use quote::quote;
 

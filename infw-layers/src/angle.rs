@@ -1,4 +1,4 @@
-//! The correlation and angle of a Gaussian pair, exact at ±1 (SPEC §3, §5).
+//! The correlation and angle of a Gaussian pair, exact at ±1 (docs/math.md §3, §5).
 use super::real::{F64x4, Real};
 use crate::pair::Parallel;
 use std::f64::consts::PI;

@@ -1,4 +1,4 @@
-//! The dual of an activation: the Gaussian expectations every limit needs (SPEC §3, §4).
+//! The dual of an activation: the Gaussian expectations every limit needs (docs/math.md §3, §4).
 //!
 //! Conventions: `a = Σ(x,x)`, `b = Σ(x',x')`, `c = Σ(x,x')` with x' the second argument
 //! (the training example of R and H); (u, v) ~ N(0, [[a, c], [c, b]]).
@@ -7,10 +7,10 @@ use crate::angle::Var;
 use crate::pair::{Parallel, Want};
 use crate::real::{F64x4, Real};
 
-/// √(2/π), the Gaussian factor of the backward sign kernel B (SPEC §4).
+/// √(2/π), the Gaussian factor of the backward sign kernel B (docs/math.md §4).
 pub const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 
-/// 1/√Π, or 0 when Π = 0 (B is 0 then: SPEC §4).
+/// 1/√Π, or 0 when Π = 0 (B is 0 then: docs/math.md §4).
 #[inline(always)]
 pub fn inv_sqrt_or_zero(pi: f64) -> f64 {
     if pi > 0.0 {
@@ -25,11 +25,11 @@ pub fn inv_sqrt_or_zero(pi: f64) -> f64 {
 pub struct DiagDual {
     /// E[φ(u)²]: the next layer's Σ(x,x) before its dense map.
     pub phi: f64,
-    /// E[φ'(u)²]: Σ̇(x,x), used by the backward covariance Π(x,x) (SPEC §4).
+    /// E[φ'(u)²]: Σ̇(x,x), used by the backward covariance Π(x,x) (docs/math.md §4).
     pub dphi: f64,
 }
 
-/// The two-point moments of a layer (SPEC §3 and §4 tables); unrequested ones are 0.
+/// The two-point moments of a layer (docs/math.md §3 and §4 tables); unrequested ones are 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PairDual<T = f64> {
     /// E[φ(u)φ(v)].

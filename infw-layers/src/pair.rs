@@ -3,7 +3,7 @@
 
 /// Exact parallelism of a pair of Gaussian pre-activations, tracked through the layers so
 /// that correlation ±1 is used exactly instead of being recovered from rounded sums
-/// (SPEC §5, "Exactly parallel inputs").
+/// (docs/math.md §5, "Exactly parallel inputs").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Parallel {
     /// No exact relation known: the correlation is computed as c/√(ab), clipped.
@@ -21,9 +21,9 @@ pub enum Parallel {
 pub struct Want {
     pub nngp: bool,
     pub ntk: bool,
-    /// R, the readout part of the Adam-like limit (SPEC §4).
+    /// R, the readout part of the Adam-like limit (docs/math.md §4).
     pub readout: bool,
-    /// H, the hidden part of the Adam-like limit (SPEC §4).
+    /// H, the hidden part of the Adam-like limit (docs/math.md §4).
     pub hidden: bool,
 }
 

@@ -107,7 +107,7 @@ impl Real for f64 {
     }
 }
 
-/// sign with sign(0) = 0 (SPEC §4); `f64::signum` would give ±1 at ±0.
+/// sign with sign(0) = 0 (docs/math.md §4); `f64::signum` would give ±1 at ±0.
 #[inline(always)]
 pub fn sign0(x: f64) -> f64 {
     <f64 as Real>::signum0(x)

@@ -107,6 +107,19 @@ impl Architecture {
         Architecture { nodes, readout }
     }
 
+    /// The number of outputs for targets with `target_columns` columns; an error when the
+    /// declaration fixed another number.
+    pub fn outputs_for(&self, target_columns: usize) -> Result<usize> {
+        match self.readout.outputs {
+            None => Ok(target_columns),
+            Some(c) if c == target_columns => Ok(c),
+            Some(c) => Err(Error::Architecture(format!(
+                "the declaration ends in dense({c}) but the targets have {target_columns} columns; \
+                 drop the final dense to get an implied readout sized to the targets"
+            ))),
+        }
+    }
+
     /// Checks what a declaration with expressions could only learn when its value was
     /// built: every std finite, ≥ 0 and at most 1e150 (its square enters the kernels), every
     /// width between 1 and 2³².

@@ -39,7 +39,7 @@ pub fn nt_case(name: &str) -> Case {
             infw::network! { dense(512, w_std=1.1, b_std=0.2) abs dense(512, w_std=0.9, b_std=0.2) abs dense(1) },
         ))),
         "gelu_depth2" => {
-            Case::Skipped("gelu needs numerical integration (SPEC §6), not implemented yet")
+            Case::Skipped("gelu needs numerical integration (docs/math.md §6), not implemented yet")
         }
         "sin_depth1" => Case::Skipped("sin has no closed form implemented yet"),
         "layer_norm_middle" => Case::Run(Box::new(kernels_of(

@@ -1,3 +1,3 @@
 fn main() {
-    let _net = infw::network!{ dense(512) gelu };
+    let _net = infw::network!{ dense(512) relu global_avg_pool };
 }
