@@ -5,20 +5,26 @@
 //! # Grammar (EBNF)
 //!
 //! ```text
-//! network    = layer { layer } ;                      (* separated by whitespace *)
-//! layer      = dense | activation | readout ;
-//! dense      = "dense" "(" width [ "," std { "," std } ] ")" ;
-//! width      = positive integer | "width" "=" positive integer ;
-//! std        = ( "w_std" | "b_std" ) "=" number ;     (* ≥ 0; defaults 1.0 and 0.0 *)
-//! activation = "relu" | "erf" | "identity" | "abs" | "leaky_relu" "(" number ")" ;
-//! readout    = "readout" [ "(" std { "," std } ")" ] ;   (* last layer only *)
+//! network    = item { item } ;                           (* separated by whitespace *)
+//! item       = dense | activation | "layer_norm" | residual | parallel | readout ;
+//! dense      = "dense" "(" width { "," std } ")" ;
+//! width      = integer | "width" "=" integer | expr ;       (* 1 ≤ width ≤ 2^32 *)
+//! std        = ( "w_std" | "b_std" ) "=" ( number | expr ) ;  (* ≥ 0; defaults 1.0, 0.0 *)
+//! activation = name [ "(" number { "," number } ")" ]      (* the registry: relu, gelu, … *)
+//!            | "act" "(" path ")" ;                        (* a type implementing UserActivation *)
+//! residual   = "residual" "(" item { item } ")" ;          (* x + block(x) *)
+//! parallel   = "parallel" "(" branch "|" branch { "|" branch } ")" ;   (* concatenation *)
+//! branch     = item { item } ;
+//! readout    = "readout" [ "(" std { "," std } ")" ] ;     (* last item only *)
+//! expr       = a Rust expression of type f64 (stds) or usize (widths) ;
 //! ```
 //!
-//! Every activation follows a `dense`. Two `dense` in a row have an identity between them.
-//! A network that ends in `dense(C, ..)` has C outputs; otherwise an implied readout
-//! `dense` with as many outputs as the targets have columns is appended (w_std 1, b_std 0,
-//! neural-tangents' defaults), and `readout(w_std = …, b_std = …)` sets its stds.
-//! Widths are kept for the finite network; the infinite-width kernels do not depend on them.
+//! An activation or `layer_norm` needs a Gaussian input (a `dense`, or a residual/
+//! layer_norm of one); a residual block ends in a `dense` as wide as its stream; every
+//! `parallel` branch has a declared width. A body that does not end in `dense` gets an
+//! implied readout with as many outputs as the targets have columns. Literal numbers are
+//! folded at compile time and give a `Network`; a declaration with an expression gives a
+//! `Result<Network, Error>`, checked when it is built.
 
 pub mod codegen;
 pub mod ir;
