@@ -84,7 +84,7 @@ fn sign_kernel(w: &mut Walk, n: NodeId) -> TokenStream {
             quote!(#act.sign)
         }
         // A Gaussian node: √(2/π) Σ(x,x')/√Σ(x',x').
-        _ => {
+        Node::Dense { .. } | Node::LayerNorm { .. } | Node::Sum { .. } | Node::Concat { .. } => {
             let isq = format_ident!("isq{}", n);
             let qn = q(n);
             let rt = &w.rt;
