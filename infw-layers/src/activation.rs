@@ -100,6 +100,13 @@ activations! {
     Abs,
     Identity,
     Erf,
+    Gelu,
+    Sin,
+    Cos,
+    Tanh,
+    Softplus,
+    Silu,
+    Sigmoid,
 }
 
 /// Shorthands for building declarations by hand.

@@ -43,6 +43,12 @@ pub trait Real:
     fn all_eq(self, other: Self) -> bool;
     /// +1, −1 or 0 per lane, as the sign of the value.
     fn signum0(self) -> Self;
+    /// The number of lanes (1 for `f64`, 4 for [`F64x4`]).
+    const LANES: usize;
+    /// Lane `k` as a scalar: numerical rules run their scalar code once per lane.
+    fn lane(self, k: usize) -> f64;
+    /// The value whose lane `k` is `f(k)`.
+    fn from_lanes(f: impl FnMut(usize) -> f64) -> Self;
 }
 
 impl Real for f64 {
@@ -104,6 +110,15 @@ impl Real for f64 {
         } else {
             0.0
         }
+    }
+    const LANES: usize = 1;
+    #[inline(always)]
+    fn lane(self, _k: usize) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn from_lanes(mut f: impl FnMut(usize) -> f64) -> Self {
+        f(0)
     }
 }
 
@@ -198,6 +213,15 @@ impl Real for F64x4 {
     #[inline(always)]
     fn signum0(self) -> Self {
         F64x4(self.0.map(<f64 as Real>::signum0))
+    }
+    const LANES: usize = 4;
+    #[inline(always)]
+    fn lane(self, k: usize) -> f64 {
+        self.0[k]
+    }
+    #[inline(always)]
+    fn from_lanes(f: impl FnMut(usize) -> f64) -> Self {
+        F64x4(std::array::from_fn(f))
     }
 }
 

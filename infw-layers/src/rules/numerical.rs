@@ -1,0 +1,832 @@
+//! The numerical engine (docs/math.md §6): the four Gaussian expectations of any φ given as
+//! a function, E[φ(u)φ(v)], E[φ'(u)φ'(v)], S = E[φ(u) sign φ(v)], D = E[φ'(u) sign φ'(v)],
+//! for (u, v) ~ N(0, [[a, c], [c, b]]) and every finite a, b ≥ 0, c.
+//!
+//! ```text
+//! u = √a·x,  v = β x + γ z,   x, z ~ N(0, 1) independent,  β = ρ√b,  γ = √b·√((1−ρ)(1+ρ))
+//! E[f(u) g(v)]          = E_x[ f(√a x) · E_z[g(βx + γz)] ]
+//! E_z[sign g(βx + γz)]  = s₀ + Σ_j (s_j − s_{j−1}) · Q((r_j − βx)/γ)     (r_j: sign changes of g)
+//! ```
+//! Q is the Gaussian upper tail, s_j the sign of g after r_j. Every Gaussian expectation
+//! (the outer one, and the inner one of a product) is Gauss–Hermite with 24 and 48 nodes when
+//! the two agree to [`GH_ACCEPT`], and otherwise adaptive Gauss–Kronrod (21 points) on
+//! [−40, 40] standard deviations, split at the Gaussian's scale and at φ's features (0 and the
+//! sign changes of φ and φ', mapped to the variable of integration) so that kinks, steep sign
+//! transitions and large variances (a feature much narrower than the Gaussian) are resolved.
+//! ρ = ±1 (γ = 0) needs no limit: v = βx exactly, and the sign factor is a step at r_j/β. β = 0
+//! (ρ = 0 or a zero variance) factorises into two one-dimensional expectations.
+//!
+//! Accuracy: each integral to about 1e-12 of E|integrand| (the tests measure ≤ 1e-10 against
+//! every closed form). Cost: a two-dimensional quadrature per pair, the accurate oracle; a
+//! fast path keeps per-point data in [`NumPoint`].
+
+use crate::angle::Var;
+use crate::dual::{gather_var, splat_var, DiagDual, PairDual};
+use crate::pair::{Parallel, Want};
+use crate::real::{sign0, F64x4, Real};
+use std::sync::OnceLock;
+
+/// Where a function changes sign (docs/math.md §6: the inner expectation of a sign factor
+/// is a sum of Gaussian tails at these points).
+#[derive(Clone, Copy, Debug)]
+pub enum SignChanges<'a> {
+    /// Every point where sign φ changes, in any order (roots, or the end of a zero half-line
+    /// as for relu); may be empty. They are also used as features (quadrature breakpoints).
+    Known(&'a [f64]),
+    /// Not known: located per call on a grid over ±12 standard deviations of the argument
+    /// (see [`locate`]), so sign changes further out than 12σ are ignored (probability < 4e-33).
+    Locate,
+}
+
+/// The symmetry of φ, which decides whether exact parallelism survives the layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parity {
+    /// φ(−u) = −φ(u).
+    Odd,
+    /// φ(−u) = φ(u).
+    Even,
+    Neither,
+}
+
+/// A function integrated by the engine, with what is known about its sign.
+#[derive(Clone, Copy, Debug)]
+pub struct Fun<'a> {
+    pub f: fn(f64) -> f64,
+    pub changes: SignChanges<'a>,
+    pub parity: Parity,
+    /// Analytic, varying on a unit scale (tanh, gelu, …); false for a kink or a step (relu)
+    /// or when nothing is known (a user's function). Decides where Gauss–Hermite is trusted.
+    pub smooth: bool,
+}
+
+/// Parallelism of (φ(u), φ(v)) given that of (u, v): with equal variances v = ±u exactly,
+/// so φ(v) = φ(u) (+1), or φ(v) = ∓φ(u) by the parity of φ; otherwise nothing is known.
+#[inline]
+pub fn carry(parity: Parity, parallel: Parallel, equal_variances: bool) -> Parallel {
+    match (parallel, equal_variances, parity) {
+        (_, false, _) | (Parallel::Unknown, _, _) => Parallel::Unknown,
+        (Parallel::Positive, true, _) => Parallel::Positive,
+        (Parallel::Negative, true, Parity::Odd) => Parallel::Negative,
+        (Parallel::Negative, true, Parity::Even) => Parallel::Positive,
+        (Parallel::Negative, true, Parity::Neither) => Parallel::Unknown,
+    }
+}
+
+/// Gauss–Hermite acceptance: the 48-node sum is used when it differs from the 24-node one by
+/// at most this fraction of E|g|. For geometric convergence the 48-node error is then about
+/// this to the power √2 (≈ 1e-15); for a kink (algebraic convergence, error ∝ n^−p, p ≥ 2)
+/// it is at most a third of it.
+pub const GH_ACCEPT: f64 = 1e-11;
+/// Gauss–Hermite is tried only when every feature of the integrand within the nodes' reach
+/// ([`GH_REACH`] standard deviations) is at least 1/4 wide in the variable of integration: a
+/// narrower one can fall between the nodes (spacing ≈ 0.45 near 0) and go unseen by both
+/// rules alike (erf(100x) is ±1 at every node; relu(x)² is integrated exactly by any
+/// symmetric rule, so a slightly smoothed kink passes the test with a 1e-10 error).
+const MIN_GH_WIDTH: f64 = 0.25;
+/// Beyond this many standard deviations a feature cannot matter to Gauss–Hermite (ϕ(14) ≈ 1e-43).
+const GH_REACH: f64 = 14.0;
+/// The width of a smooth activation's features in its own argument (tanh, gelu, … vary on
+/// a unit scale); a kink or a step has width 0, smoothed only by the Gaussian.
+const SMOOTH_WIDTH: f64 = 1.0;
+
+/// Relative tolerance of the outer adaptive integral (of E|integrand|).
+const TOL_OUTER: f64 = 1e-12;
+/// Relative tolerance of the inner adaptive integral, tighter so the outer one sees a smooth
+/// integrand.
+const TOL_INNER: f64 = 1e-13;
+/// Panels of one adaptive integral, at most (bounds the cost on pathological input).
+const MAX_PANELS: usize = 600;
+/// Integration range in standard deviations: ϕ(40) underflows, so nothing beyond can count.
+const RANGE: f64 = 40.0;
+/// The Gaussian's own scale, breakpoints of every adaptive integral (in standard deviations).
+const GAUSS_BREAKS: [f64; 13] = [
+    -40.0, -12.0, -8.0, -5.0, -3.0, -1.5, 0.0, 1.5, 3.0, 5.0, 8.0, 12.0, 40.0,
+];
+
+const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// Gaussian upper tail Q(t) = P(Z > t), accurate in both tails.
+#[inline]
+pub fn gauss_tail(t: f64) -> f64 {
+    0.5 * libm::erfc(t * std::f64::consts::FRAC_1_SQRT_2)
+}
+
+/// Standard normal density.
+#[inline]
+fn density(x: f64) -> f64 {
+    INV_SQRT_2PI * (-0.5 * x * x).exp()
+}
+
+// ---------------------------------------------------------------------------------------
+// Sign patterns
+
+/// The sign of a function on the intervals between its sign-change points:
+/// `signs[j]` holds on (points[j−1], points[j]), with points[−1] = −∞, points[m] = +∞.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignPattern {
+    pub points: Vec<f64>,
+    pub signs: Vec<f64>,
+}
+
+impl SignPattern {
+    /// The pattern of `fun` for an argument of standard deviation `sd` (used only by
+    /// [`SignChanges::Locate`]).
+    pub fn new(fun: &Fun, sd: f64) -> SignPattern {
+        match fun.changes {
+            SignChanges::Known(points) => SignPattern::known(fun.f, points),
+            SignChanges::Locate => locate(fun.f, sd),
+        }
+    }
+
+    /// Sign of `f` between given change points: sampled inside each interval.
+    pub fn known(f: fn(f64) -> f64, points: &[f64]) -> SignPattern {
+        let mut points: Vec<f64> = points.iter().copied().filter(|p| p.is_finite()).collect();
+        points.sort_by(f64::total_cmp);
+        points.dedup();
+        let m = points.len();
+        let signs = (0..=m)
+            .map(|j| {
+                let lo = if j == 0 { None } else { Some(points[j - 1]) };
+                let hi = points.get(j).copied();
+                let probes = match (lo, hi) {
+                    (Some(l), Some(h)) => [0.5, 0.25, 0.75].map(|t| l + t * (h - l)),
+                    (None, Some(h)) => [1.0, 0.5, 2.0].map(|t| h - t * (1.0 + h.abs())),
+                    (Some(l), None) => [1.0, 0.5, 2.0].map(|t| l + t * (1.0 + l.abs())),
+                    (None, None) => [0.0, 1.0, -1.0],
+                };
+                probes.iter().map(|&x| sign0(f(x))).find(|&s| s != 0.0).unwrap_or(0.0)
+            })
+            .collect();
+        SignPattern { points, signs }
+    }
+
+    /// E[sign f(μ + γZ)]: a sum of Gaussian tails at the change points (γ > 0), or the sign
+    /// on the interval holding μ (γ = 0).
+    #[inline]
+    pub fn cond(&self, mu: f64, gamma: f64) -> f64 {
+        if gamma > 0.0 {
+            let mut h = self.signs[0];
+            for (j, &p) in self.points.iter().enumerate() {
+                let step = self.signs[j + 1] - self.signs[j];
+                if step != 0.0 {
+                    h += step * gauss_tail((p - mu) / gamma);
+                }
+            }
+            h
+        } else {
+            let j = self.points.iter().take_while(|&&p| p < mu).count();
+            self.signs[j]
+        }
+    }
+}
+
+/// Sign changes of `f` located numerically for an argument of standard deviation `sd`:
+/// sign f is sampled on 481 points over ±12·sd (and, when sd > 1, also every 0.05 over
+/// ±min(12 sd, 20), where activations meant for unit-scale inputs have their features),
+/// and each change between neighbours is refined by bisection to full precision. Two changes
+/// closer than the grid step (a double root) can be missed; beyond ±12 sd the sign is taken
+/// as constant. A zero variance gives the constant sign of f(0).
+pub fn locate(f: fn(f64) -> f64, sd: f64) -> SignPattern {
+    if !(sd > 0.0 && sd.is_finite()) {
+        return SignPattern {
+            points: Vec::new(),
+            signs: vec![sign0(f(0.0))],
+        };
+    }
+    let w = 12.0 * sd;
+    let mut grid: Vec<f64> = (0..=480).map(|i| -w + w * (i as f64 / 240.0)).collect();
+    if sd > 1.0 {
+        let span = w.min(20.0);
+        let n = (span / 0.05).ceil() as i64;
+        grid.extend((-n..=n).map(|i| (i as f64 * 0.05).clamp(-span, span)));
+    }
+    grid.push(0.0);
+    grid.sort_by(f64::total_cmp);
+    grid.dedup();
+    let signs_at: Vec<f64> = grid.iter().map(|&x| sign0(f(x))).collect();
+    let mut points = Vec::new();
+    let mut signs = vec![signs_at[0]];
+    for i in 1..grid.len() {
+        let (s_lo, s_hi) = (signs_at[i - 1], signs_at[i]);
+        if s_lo == s_hi {
+            continue;
+        }
+        let (mut lo, mut hi) = (grid[i - 1], grid[i]);
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            if mid <= lo || mid >= hi {
+                break;
+            }
+            if sign0(f(mid)) == s_lo {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        points.push(0.5 * (lo + hi));
+        signs.push(s_hi);
+    }
+    SignPattern { points, signs }
+}
+
+// ---------------------------------------------------------------------------------------
+// Quadrature rules
+
+/// 21-point Gauss–Kronrod abscissae on [−1, 1] (QUADPACK qk21; positive half, descending,
+/// the odd indices are the 10-point Gauss nodes).
+#[allow(clippy::excessive_precision)]
+const XGK: [f64; 11] = [
+    0.995657163025808080735527280689003,
+    0.973906528517171720077964012084452,
+    0.930157491355708226001207180059508,
+    0.865063366688984510732096688423493,
+    0.780817726586416897063717578345042,
+    0.679409568299024406234327365114874,
+    0.562757134668604683339000099272694,
+    0.433395394129247190799265943165784,
+    0.294392862701460198131126603103866,
+    0.148874338981631210884826001129720,
+    0.000000000000000000000000000000000,
+];
+#[allow(clippy::excessive_precision)]
+const WGK: [f64; 11] = [
+    0.011694638867371874278064396062192,
+    0.032558162307964727478818972459390,
+    0.054755896574351996031381300244580,
+    0.075039674810919952767043140916190,
+    0.093125454583697605535065465083366,
+    0.109387158802297641899210590325805,
+    0.123491976262065851077958109831074,
+    0.134709217311473325928054001771707,
+    0.142775938577060080797094273138717,
+    0.147739104901338491374841515972068,
+    0.149445554002916905664936468389821,
+];
+#[allow(clippy::excessive_precision)]
+const WG: [f64; 5] = [
+    0.066671344308688137593568809893332,
+    0.149451349150580593145776339657697,
+    0.219086362515982043995534934228163,
+    0.269266719309996355091226921569469,
+    0.295524224714752870173892994651338,
+];
+
+/// One panel of an adaptive integral: the Kronrod value, an error estimate and ∫|f|.
+#[derive(Clone, Copy, Debug)]
+struct Panel<const N: usize> {
+    lo: f64,
+    hi: f64,
+    value: [f64; N],
+    err: [f64; N],
+    abs: [f64; N],
+}
+
+/// 21-point Gauss–Kronrod on [lo, hi] with QUADPACK's error estimate.
+thread_local! { pub static COUNTS: std::cell::Cell<[usize; 4]> = const { std::cell::Cell::new([0; 4]) }; }
+fn bump(i: usize) { COUNTS.with(|c| { let mut v = c.get(); v[i] += 1; c.set(v); }); }
+fn gk21<const N: usize>(f: &mut impl FnMut(f64) -> [f64; N], lo: f64, hi: f64) -> Panel<N> {
+    bump(0);
+    let centre = 0.5 * lo + 0.5 * hi;
+    let half = 0.5 * hi - 0.5 * lo;
+    let mut fv = [[0.0; N]; 21];
+    fv[10] = f(centre);
+    for j in 0..10 {
+        let dx = half * XGK[j];
+        fv[j] = f(centre - dx);
+        fv[20 - j] = f(centre + dx);
+    }
+    let mut value = [0.0; N];
+    let mut err = [0.0; N];
+    let mut abs = [0.0; N];
+    for k in 0..N {
+        let mut resk = WGK[10] * fv[10][k];
+        let mut resabs = WGK[10] * fv[10][k].abs();
+        let mut resg = 0.0;
+        for j in 0..10 {
+            let (f1, f2) = (fv[j][k], fv[20 - j][k]);
+            resk += WGK[j] * (f1 + f2);
+            resabs += WGK[j] * (f1.abs() + f2.abs());
+            if j % 2 == 1 {
+                resg += WG[j / 2] * (f1 + f2);
+            }
+        }
+        let mean = 0.5 * resk;
+        let mut resasc = WGK[10] * (fv[10][k] - mean).abs();
+        for j in 0..10 {
+            resasc += WGK[j] * ((fv[j][k] - mean).abs() + (fv[20 - j][k] - mean).abs());
+        }
+        let h = half.abs();
+        let (resasc, resabs) = (resasc * h, resabs * h);
+        let mut e = ((resk - resg) * half).abs();
+        if resasc != 0.0 && e != 0.0 {
+            e = resasc * (200.0 * e / resasc).powf(1.5).min(1.0);
+        }
+        if resabs > f64::MIN_POSITIVE / (50.0 * f64::EPSILON) {
+            e = e.max(50.0 * f64::EPSILON * resabs);
+        }
+        value[k] = resk * half;
+        err[k] = if e.is_nan() { 0.0 } else { e };
+        abs[k] = resabs;
+    }
+    Panel {
+        lo,
+        hi,
+        value,
+        err,
+        abs,
+    }
+}
+
+/// The plain 21-point Kronrod sum of a scalar f on [lo, hi] (for smooth f on short panels).
+pub(crate) fn kronrod21(mut f: impl FnMut(f64) -> f64, lo: f64, hi: f64) -> f64 {
+    gk21(&mut |x| [f(x)], lo, hi).value[0]
+}
+
+/// ∫ f over [breaks[0], breaks[last]] by globally adaptive Gauss–Kronrod: the panel with the
+/// largest error (relative to each component's ∫|f|) is halved until the total error is at
+/// most `tol`·∫|f| per component, or [`MAX_PANELS`] is reached.
+fn adaptive<const N: usize>(f: &mut impl FnMut(f64) -> [f64; N], breaks: &[f64], tol: f64) -> [f64; N] {
+    let mut panels: Vec<Panel<N>> = breaks
+        .windows(2)
+        .filter(|w| w[1] > w[0])
+        .map(|w| gk21(f, w[0], w[1]))
+        .collect();
+    while panels.len() < MAX_PANELS {
+        let mut abs = [0.0; N];
+        let mut err = [0.0; N];
+        for p in &panels {
+            for k in 0..N {
+                abs[k] += p.abs[k];
+                err[k] += p.err[k];
+            }
+        }
+        let scale = abs.map(|s| if s > 0.0 { 1.0 / s } else { 0.0 });
+        let total: f64 = (0..N).map(|k| err[k] * scale[k]).fold(0.0, f64::max);
+        if !(total > tol) {
+            break;
+        }
+        let badness = |p: &Panel<N>| (0..N).map(|k| p.err[k] * scale[k]).fold(0.0, f64::max);
+        let (worst, _) = panels
+            .iter()
+            .enumerate()
+            .fold((0, -1.0), |(bi, bv), (i, p)| {
+                let v = badness(p);
+                if v > bv {
+                    (i, v)
+                } else {
+                    (bi, bv)
+                }
+            });
+        let p = panels[worst];
+        let mid = 0.5 * p.lo + 0.5 * p.hi;
+        if !(mid > p.lo && mid < p.hi) {
+            // Cannot split further: accept this panel as it is.
+            panels[worst].err = [0.0; N];
+            continue;
+        }
+        panels[worst] = gk21(f, p.lo, mid);
+        panels.push(gk21(f, mid, p.hi));
+    }
+    let mut value = [0.0; N];
+    for p in &panels {
+        for k in 0..N {
+            value[k] += p.value[k];
+        }
+    }
+    value
+}
+
+/// Probabilists' Gauss–Hermite rule with n nodes: nodes and weights for E[g(Z)], Z ~ N(0,1)
+/// (the weights sum to 1). Newton on the orthonormal Hermite recurrence (Numerical Recipes'
+/// gauher), then scaled by √2.
+fn hermite(n: usize) -> Vec<(f64, f64)> {
+    let pim4 = std::f64::consts::PI.powf(-0.25);
+    let mut t = vec![0.0; n];
+    let mut w = vec![0.0; n];
+    let m = n.div_ceil(2);
+    let nf = n as f64;
+    let mut z = 0.0;
+    for i in 0..m {
+        z = match i {
+            0 => (2.0 * nf + 1.0).sqrt() - 1.85575 * (2.0 * nf + 1.0).powf(-0.16667),
+            1 => z - 1.14 * nf.powf(0.426) / z,
+            2 => 1.86 * z - 0.86 * t[0],
+            3 => 1.91 * z - 0.91 * t[1],
+            _ => 2.0 * z - t[i - 2],
+        };
+        let mut pp = 0.0;
+        for _ in 0..100 {
+            let (mut p1, mut p2) = (pim4, 0.0);
+            for j in 1..=n {
+                let p3 = p2;
+                p2 = p1;
+                let jf = j as f64;
+                p1 = z * (2.0 / jf).sqrt() * p2 - ((jf - 1.0) / jf).sqrt() * p3;
+            }
+            pp = (2.0 * nf).sqrt() * p2;
+            let z1 = z;
+            z = z1 - p1 / pp;
+            if (z - z1).abs() <= 1e-15 * z.abs().max(1.0) {
+                break;
+            }
+        }
+        t[i] = z;
+        t[n - 1 - i] = -z;
+        w[i] = 2.0 / (pp * pp);
+        w[n - 1 - i] = w[i];
+    }
+    let inv_sqrt_pi = 1.0 / std::f64::consts::PI.sqrt();
+    (0..n)
+        .map(|i| (t[i] * std::f64::consts::SQRT_2, w[i] * inv_sqrt_pi))
+        .collect()
+}
+
+fn hermite_24() -> &'static [(f64, f64)] {
+    static R: OnceLock<Vec<(f64, f64)>> = OnceLock::new();
+    R.get_or_init(|| hermite(24))
+}
+
+fn hermite_48() -> &'static [(f64, f64)] {
+    static R: OnceLock<Vec<(f64, f64)>> = OnceLock::new();
+    R.get_or_init(|| hermite(48))
+}
+
+/// A point where an integrand changes fast, in the variable of integration, and the width
+/// over which it does (0: a kink or a jump).
+#[derive(Clone, Copy, Debug)]
+struct Feature {
+    at: f64,
+    width: f64,
+}
+
+/// Features `r` of φ's argument seen in a variable that the argument is `scale` times, where
+/// they are `width` wide in the argument (none when the scale is 0: the argument is constant).
+fn seen(points: &[f64], scale: f64, width: f64, out: &mut Vec<Feature>) {
+    if scale == 0.0 || !scale.is_finite() {
+        return;
+    }
+    out.extend(
+        points
+            .iter()
+            .map(|&r| Feature { at: r / scale, width: width / scale.abs() })
+            .filter(|f| f.at.is_finite()),
+    );
+}
+
+/// E[g(Z)], Z ~ N(0, 1), for a vector-valued g with the given features. Gauss–Hermite (24
+/// and 48 nodes) when every feature within its reach is at least [`MIN_GH_WIDTH`] wide and
+/// the two rules agree; otherwise adaptive Gauss–Kronrod on [−40, 40], split at the
+/// Gaussian's scale, at every feature, and around a feature of width w < 1 at distances
+/// w·4ᵏ, so that each panel is smooth on its own scale (a step smoothed over 1e-8 next to
+/// a jump of the other factor is then integrated, not overlooked).
+fn expect<const N: usize>(g: &mut impl FnMut(f64) -> [f64; N], features: &[Feature], tol: f64) -> [f64; N] {
+    let gh = features.iter().all(|f| !(f.at.abs() <= GH_REACH) || f.width >= MIN_GH_WIDTH);
+    if gh {
+        let sum = |g: &mut dyn FnMut(f64) -> [f64; N], rule: &[(f64, f64)]| {
+            let (mut s, mut l1) = ([0.0; N], [0.0; N]);
+            for &(x, w) in rule {
+                let v = g(x);
+                for k in 0..N {
+                    s[k] += w * v[k];
+                    l1[k] += w * v[k].abs();
+                }
+            }
+            (s, l1)
+        };
+        let (coarse, _) = sum(g, hermite_24());
+        let (fine, l1) = sum(g, hermite_48());
+        bump(1);
+        if (0..N).all(|k| (fine[k] - coarse[k]).abs() <= GH_ACCEPT * l1[k]) {
+            bump(2);
+            return fine;
+        }
+    }
+    let mut breaks: Vec<f64> = GAUSS_BREAKS.to_vec();
+    for f in features.iter().filter(|f| f.at.abs() < RANGE) {
+        breaks.push(f.at);
+        if f.width > 0.0 && f.width < 1.0 {
+            // Below 1e-16 the smoothing changes the integral by less than that.
+            let mut d = f.width.max(1e-16);
+            while d < 1.5 {
+                breaks.push(f.at - d);
+                breaks.push(f.at + d);
+                d *= 4.0;
+            }
+        }
+    }
+    breaks.retain(|x| x.abs() <= RANGE);
+    breaks.sort_by(f64::total_cmp);
+    breaks.dedup();
+    let mut weighted = |x: f64| {
+        let w = density(x);
+        if w == 0.0 {
+            [0.0; N]
+        } else {
+            g(x).map(|v| if v == 0.0 { 0.0 } else { w * v })
+        }
+    };
+    bump(3);
+    adaptive(&mut weighted, &breaks, tol)
+}
+
+// ---------------------------------------------------------------------------------------
+// The moments
+
+/// Features of a function of an argument: 0 and the sign changes of φ and φ'.
+fn features(p_phi: &SignPattern, p_dphi: &SignPattern) -> Vec<f64> {
+    let mut f = vec![0.0];
+    f.extend_from_slice(&p_phi.points);
+    f.extend_from_slice(&p_dphi.points);
+    f
+}
+
+/// The width of φ's features in its argument: [`SMOOTH_WIDTH`] when φ and φ' are smooth.
+fn feature_width(phi: &Fun, dphi: &Fun) -> f64 {
+    if phi.smooth && dphi.smooth {
+        SMOOTH_WIDTH
+    } else {
+        0.0
+    }
+}
+
+/// E[φ(u)²] and E[φ'(u)²] for u ~ N(0, a) (docs/math.md §6).
+pub fn diag_moments(phi: &Fun, dphi: &Fun, a: f64) -> DiagDual {
+    let a = if a > 0.0 { a } else { 0.0 };
+    let sa = a.sqrt();
+    let (f, df) = (phi.f, dphi.f);
+    let fu = features(&SignPattern::new(phi, sa), &SignPattern::new(dphi, sa));
+    let mut xs = Vec::new();
+    seen(&fu, sa, feature_width(phi, dphi), &mut xs);
+    let [p, d] = expect(
+        &mut |x| {
+            let u = sa * x;
+            let (y, dy) = (f(u), df(u));
+            [y * y, dy * dy]
+        },
+        &xs,
+        TOL_OUTER,
+    );
+    DiagDual { phi: p, dphi: d }
+}
+
+/// The accurate oracle: E[φ(u)φ(v)], E[φ'(u)φ'(v)], S = E[φ(u) sign φ(v)] and
+/// D = E[φ'(u) sign φ'(v)] for (u, v) ~ N(0, [[a, c], [c, b]]), computed as `want` asks
+/// (as every rule does: ntk or hidden → E[φ'φ'], readout or hidden → S, hidden → D);
+/// `parallel` fixes ρ = ±1 exactly (docs/math.md §6). Never panics: negative or NaN
+/// variances are taken as 0, a NaN covariance as 0. φ'(0) is taken literally where a
+/// variance is 0 (relu'(0) = 0, as in the finite network).
+pub fn pair_moments(
+    phi: &Fun,
+    dphi: &Fun,
+    a: f64,
+    b: f64,
+    c: f64,
+    parallel: Parallel,
+    want: Want,
+) -> PairDual<f64> {
+    let a = if a > 0.0 { a } else { 0.0 };
+    let b = if b > 0.0 { b } else { 0.0 };
+    let (sa, sb) = (a.sqrt(), b.sqrt());
+    let rho = match parallel {
+        Parallel::Positive => 1.0,
+        Parallel::Negative => -1.0,
+        Parallel::Unknown if sa > 0.0 && sb > 0.0 => {
+            // As `Angle` does (c·a^{-1/2}·b^{-1/2}), so that near ±1 both see the same ρ.
+            let r = c * (1.0 / sa) * (1.0 / sb);
+            if r.is_nan() {
+                0.0
+            } else {
+                r.clamp(-1.0, 1.0)
+            }
+        }
+        Parallel::Unknown => 0.0,
+    };
+    let beta = rho * sb;
+    let gamma = sb * ((1.0 - rho) * (1.0 + rho)).max(0.0).sqrt();
+    let want_phi = want.nngp;
+    let want_dphi = want.ntk || want.hidden;
+    let want_sign = want.readout || want.hidden;
+    let want_dsign = want.hidden;
+    let (f, df) = (phi.f, dphi.f);
+    let width = feature_width(phi, dphi);
+
+    let pv_phi = SignPattern::new(phi, sb);
+    let pv_dphi = SignPattern::new(dphi, sb);
+    let (pu_phi, pu_dphi) = if matches!(phi.changes, SignChanges::Locate) && a != b {
+        (SignPattern::new(phi, sa), SignPattern::new(dphi, sa))
+    } else {
+        (pv_phi.clone(), pv_dphi.clone())
+    };
+    let fu = features(&pu_phi, &pu_dphi);
+    let fv = features(&pv_phi, &pv_dphi);
+    let mut out = PairDual {
+        parallel: carry(phi.parity, parallel, a == b),
+        ..PairDual::default()
+    };
+    // φ(√a x)'s features, in x.
+    let mut xu = Vec::new();
+    seen(&fu, sa, width, &mut xu);
+
+    if beta == 0.0 {
+        // u and v independent (ρ = 0, or a zero variance): two one-dimensional expectations.
+        let [mf, mdf] = expect(&mut |x| [f(sa * x), df(sa * x)], &xu, TOL_OUTER);
+        if want_phi || want_dphi {
+            let mut zv = Vec::new();
+            seen(&fv, gamma, width, &mut zv);
+            let [nf, ndf] = expect(&mut |z| [f(gamma * z), df(gamma * z)], &zv, TOL_OUTER);
+            out.phi = if want_phi { mf * nf } else { 0.0 };
+            out.dphi = if want_dphi { mdf * ndf } else { 0.0 };
+        }
+        let sign_v = |p: &SignPattern, g: fn(f64) -> f64| {
+            if gamma > 0.0 {
+                p.cond(0.0, gamma)
+            } else {
+                sign0(g(0.0))
+            }
+        };
+        if want_sign {
+            out.sign = mf * sign_v(&pv_phi, f);
+        }
+        if want_dsign {
+            out.dsign = mdf * sign_v(&pv_dphi, df);
+        }
+        return out;
+    }
+
+    if want_sign || want_dsign {
+        // The sign factor: a step at r/β smoothed over γ/|β|.
+        let mut xs = xu.clone();
+        seen(&pv_phi.points, beta, gamma, &mut xs);
+        seen(&pv_dphi.points, beta, gamma, &mut xs);
+        let [s, d] = expect(
+            &mut |x| {
+                let u = sa * x;
+                let mu = beta * x;
+                [
+                    if want_sign { f(u) * pv_phi.cond(mu, gamma) } else { 0.0 },
+                    if want_dsign { df(u) * pv_dphi.cond(mu, gamma) } else { 0.0 },
+                ]
+            },
+            &xs,
+            TOL_OUTER,
+        );
+        out.sign = s;
+        out.dsign = d;
+    }
+
+    if want_phi || want_dphi {
+        // M(βx) = E_z[φ(βx + γz)]: φ's features seen at r/β, smoothed over γ.
+        let mut xs = xu.clone();
+        seen(&fv, beta, width + gamma, &mut xs);
+        let mut zs: Vec<Feature> = Vec::with_capacity(fv.len());
+        let [p, d] = expect(
+            &mut |x| {
+                let u = sa * x;
+                let mu = beta * x;
+                let [m, dm] = if gamma > 0.0 {
+                    zs.clear();
+                    zs.extend(
+                        fv.iter()
+                            .map(|&r| Feature { at: (r - mu) / gamma, width: width / gamma })
+                            .filter(|f| f.at.is_finite()),
+                    );
+                    expect(
+                        &mut |z| {
+                            let v = mu + gamma * z;
+                            [
+                                if want_phi { f(v) } else { 0.0 },
+                                if want_dphi { df(v) } else { 0.0 },
+                            ]
+                        },
+                        &zs,
+                        TOL_INNER,
+                    )
+                } else {
+                    [f(mu), df(mu)]
+                };
+                [
+                    if want_phi { f(u) * m } else { 0.0 },
+                    if want_dphi { df(u) * dm } else { 0.0 },
+                ]
+            },
+            &xs,
+            TOL_OUTER,
+        );
+        out.phi = p;
+        out.dphi = d;
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Rules built on the engine
+
+/// The per-point data of a numerical rule: the variance of its input with its roots. A fast
+/// path (per-point series coefficients, docs/math.md §6) adds its fields here.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NumPoint<T = f64> {
+    pub var: Var<T>,
+}
+
+impl NumPoint<f64> {
+    pub fn new(a: f64) -> NumPoint {
+        NumPoint { var: Var::new(a) }
+    }
+}
+
+/// Four points' data in lanes.
+#[inline]
+pub fn gather_points(p: [&NumPoint; 4]) -> NumPoint<F64x4> {
+    NumPoint {
+        var: gather_var([&p[0].var, &p[1].var, &p[2].var, &p[3].var]),
+    }
+}
+
+/// One point's data in every lane.
+#[inline]
+pub fn splat_point(p: &NumPoint) -> NumPoint<F64x4> {
+    NumPoint {
+        var: splat_var(&p.var),
+    }
+}
+
+/// Runs a scalar pair kernel once per lane and puts the results back in lanes; the
+/// parallelism of the output is the caller's (it is one value for all lanes).
+#[inline]
+pub fn per_lane<T: Real>(
+    a: &Var<T>,
+    b: &Var<T>,
+    c: T,
+    parallel: Parallel,
+    mut kernel: impl FnMut(f64, f64, f64) -> PairDual<f64>,
+) -> PairDual<T> {
+    let mut lanes = [PairDual::<f64>::default(); 4];
+    for (k, lane) in lanes.iter_mut().enumerate().take(T::LANES) {
+        *lane = kernel(a.var.lane(k), b.var.lane(k), c.lane(k));
+    }
+    PairDual {
+        phi: T::from_lanes(|k| lanes[k].phi),
+        dphi: T::from_lanes(|k| lanes[k].dphi),
+        sign: T::from_lanes(|k| lanes[k].sign),
+        dsign: T::from_lanes(|k| lanes[k].dsign),
+        parallel,
+    }
+}
+
+/// The whole [`Dual`](crate::dual::Dual) pair pass of a numerical rule: the oracle per lane.
+#[inline]
+pub fn numerical_pair<T: Real>(
+    phi: &Fun,
+    dphi: &Fun,
+    a: &NumPoint<T>,
+    b: &NumPoint<T>,
+    c: T,
+    parallel: Parallel,
+    want: Want,
+) -> PairDual<T> {
+    let out_parallel = carry(phi.parity, parallel, a.var.var.all_eq(b.var.var));
+    per_lane(&a.var, &b.var, c, out_parallel, |a, b, c| {
+        pair_moments(phi, dphi, a, b, c, parallel, want)
+    })
+}
+
+/// Implements [`Dual`](crate::dual::Dual) for a rule type whose kernels are all numerical,
+/// given expressions for its φ and φ' as [`Fun`]s (and optionally one generic parameter).
+macro_rules! numerical_dual {
+    ($ty:ty, $phi:expr, $dphi:expr $(; $g:ident : $bound:path)?) => {
+        impl<$($g: $bound)?> $crate::dual::Dual for $ty {
+            type Point<T: $crate::real::Real> = $crate::rules::numerical::NumPoint<T>;
+            fn point(
+                &self,
+                a: f64,
+            ) -> ($crate::dual::DiagDual, $crate::rules::numerical::NumPoint) {
+                let diag = $crate::rules::numerical::diag_moments(&$phi, &$dphi, a);
+                (diag, $crate::rules::numerical::NumPoint::new(a))
+            }
+            fn gather(
+                points: [&$crate::rules::numerical::NumPoint; 4],
+            ) -> $crate::rules::numerical::NumPoint<$crate::real::F64x4> {
+                $crate::rules::numerical::gather_points(points)
+            }
+            fn splat(
+                point: &$crate::rules::numerical::NumPoint,
+            ) -> $crate::rules::numerical::NumPoint<$crate::real::F64x4> {
+                $crate::rules::numerical::splat_point(point)
+            }
+            fn pair<T: $crate::real::Real>(
+                &self,
+                a: &$crate::rules::numerical::NumPoint<T>,
+                b: &$crate::rules::numerical::NumPoint<T>,
+                c: T,
+                parallel: $crate::pair::Parallel,
+                want: $crate::pair::Want,
+            ) -> $crate::dual::PairDual<T> {
+                $crate::rules::numerical::numerical_pair(&$phi, &$dphi, a, b, c, parallel, want)
+            }
+        }
+    };
+}
+pub(crate) use numerical_dual;
+
+#[cfg(test)]
+pub(crate) mod tests;

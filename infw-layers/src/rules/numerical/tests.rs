@@ -1,0 +1,345 @@
+//! The engine as the oracle: against every closed form of the crate (erf; relu, abs,
+//! identity, leaky_relu; sin/cos and gelu in their own files), against mpmath reference
+//! values for the smooth rules, against Monte Carlo for tanh, and on extreme inputs.
+//!
+//! Tolerances. Each integral is converged to ~1e-12 of E|integrand| (TOL_OUTER), the inner
+//! ones to 1e-13; the closed forms are exact to ~1e-15. So every comparison is
+//! |engine − exact| ≤ 1e-10 · scale, scale = a bound on E|integrand| (written per test):
+//! 100× headroom over the engine's own target, and far below any formula error (a wrong
+//! sign, root or branch shows at 1e-3 or more).
+use super::*;
+use crate::dual::Dual;
+use crate::rules::{Abs, Erf, Identity, LeakyRelu, Relu, Sigmoid, Silu, Softplus, Tanh};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+const FRAC_2_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI;
+
+fn erf(u: f64) -> f64 {
+    libm::erf(u)
+}
+fn derf(u: f64) -> f64 {
+    FRAC_2_SQRT_PI * (-u * u).exp()
+}
+const ERF: Fun = Fun { f: erf, changes: SignChanges::Known(&[0.0]), parity: Parity::Odd, smooth: true };
+const DERF: Fun = Fun { f: derf, changes: SignChanges::Known(&[]), parity: Parity::Even, smooth: true };
+
+/// (a, b, ρ): both signs, unequal variances, ρ near ±1, small and large variances.
+const CASES: [(f64, f64, f64); 14] = [
+    (1.0, 1.0, 0.5),
+    (1.3, 0.7, 0.2),
+    (0.5, 2.0, -0.8),
+    (2.2, 2.2, 0.95),
+    (0.9, 1.6, -0.999),
+    (1.5, 1.5, 0.999_999),
+    (0.01, 3.0, 0.7),
+    (4.0, 0.05, -0.4),
+    (9.0, 16.0, 0.6),
+    (100.0, 0.5, 0.9),
+    (1e4, 1e4, -0.3),
+    (1e-6, 1e-6, 0.8),
+    (1e6, 1.0, 0.999),
+    (0.3, 0.4, 0.0),
+];
+
+/// Parallel and degenerate cases: (a, b, c, parallel).
+const EDGES: [(f64, f64, f64, Parallel); 8] = [
+    (1.7, 1.7, 1.7, Parallel::Positive),
+    (0.5, 4.5, 1.5, Parallel::Positive),
+    (2.0, 2.0, -2.0, Parallel::Negative),
+    (0.3, 1.2, -0.6, Parallel::Negative),
+    (0.0, 1.3, 0.0, Parallel::Unknown),
+    (1.3, 0.0, 0.0, Parallel::Unknown),
+    (0.0, 0.0, 0.0, Parallel::Unknown),
+    (2.0, 0.5, 1.0, Parallel::Unknown), // c = √(ab) exactly, not flagged
+];
+
+fn all_cases() -> Vec<(f64, f64, f64, Parallel)> {
+    let mut v: Vec<_> = CASES.iter().map(|&(a, b, r)| (a, b, r * (a * b as f64).sqrt(), Parallel::Unknown)).collect();
+    v.extend_from_slice(&EDGES);
+    v
+}
+
+/// Max of |x − y|/scale over the four kernels, asserting each ≤ 1e-10.
+fn compare(name: &str, case: (f64, f64, f64, Parallel), ours: PairDual, exact: PairDual, scale: [f64; 4]) -> f64 {
+    let mut worst: f64 = 0.0;
+    let what = ["E[φφ]", "E[φ'φ']", "S", "D"];
+    let xs = [ours.phi, ours.dphi, ours.sign, ours.dsign];
+    let ys = [exact.phi, exact.dphi, exact.sign, exact.dsign];
+    for k in 0..4 {
+        let e = (xs[k] - ys[k]).abs() / scale[k];
+        worst = worst.max(e);
+        assert!(e <= 1e-10, "{name} {} at {case:?}: engine {} vs closed form {} (error {e:e} of scale)", what[k], xs[k], ys[k]);
+    }
+    worst
+}
+
+#[test]
+fn quadrature_rules_are_exact_on_polynomials() {
+    // Gauss–Hermite n nodes: E[Z^2k] = (2k−1)!! for 2k ≤ 2n − 1; Kronrod 21: degree 31.
+    for (n, rule) in [(24, hermite_24()), (48, hermite_48())] {
+        assert_eq!(rule.len(), n);
+        let mut double_factorial = 1.0;
+        for k in 0..n {
+            let m: f64 = rule.iter().map(|&(x, w)| w * x.powi(2 * k as i32)).sum();
+            assert!((m / double_factorial - 1.0).abs() < 1e-12, "n={n} E[Z^{}] = {m} vs {double_factorial}", 2 * k);
+            let odd: f64 = rule.iter().map(|&(x, w)| w * x.powi(2 * k as i32 + 1)).sum();
+            assert!(odd.abs() < 1e-12 * double_factorial * (2 * k + 1) as f64);
+            double_factorial *= (2 * k + 1) as f64;
+        }
+    }
+    for p in [0, 5, 30, 31] {
+        let v = kronrod21(|x| x.powi(p), 0.0, 1.0);
+        assert!((v * (p + 1) as f64 - 1.0).abs() < 1e-14, "∫x^{p} = {v}");
+    }
+}
+
+#[test]
+fn matches_erf_closed_forms() {
+    // erf is entire and bounded: |φ| ≤ 1, |φ'| ≤ 2/√π; scale 1 for every kernel.
+    let mut worst: f64 = 0.0;
+    for case in all_cases() {
+        let (a, b, c, par) = case;
+        let ours = pair_moments(&ERF, &DERF, a, b, c, par, Want::ALL);
+        let exact = Erf.pair(&Var::new(a), &Var::new(b), c, par, Want::ALL);
+        worst = worst.max(compare("erf", case, ours, exact, [1.0; 4]));
+        let d = diag_moments(&ERF, &DERF, a);
+        let (de, _) = Erf.point(a);
+        assert!((d.phi - de.phi).abs() <= 1e-10 && (d.dphi - de.dphi).abs() <= 1e-10, "erf diag at {a}: {d:?} vs {de:?}");
+    }
+    eprintln!("engine vs erf: max error {worst:e}");
+    assert!(worst > 0.0, "the comparison ran");
+}
+
+fn relu(u: f64) -> f64 {
+    u.max(0.0)
+}
+fn step(u: f64) -> f64 {
+    if u > 0.0 {
+        1.0
+    } else {
+        0.0
+    }
+}
+fn abs(u: f64) -> f64 {
+    u.abs()
+}
+fn sgn(u: f64) -> f64 {
+    sign0(u)
+}
+fn ident(u: f64) -> f64 {
+    u
+}
+fn one(_: f64) -> f64 {
+    1.0
+}
+fn leaky(u: f64) -> f64 {
+    if u > 0.0 {
+        u
+    } else {
+        0.1 * u
+    }
+}
+fn dleaky(u: f64) -> f64 {
+    if u > 0.0 {
+        1.0
+    } else if u < 0.0 {
+        0.1
+    } else {
+        0.0
+    }
+}
+
+#[test]
+fn matches_piecewise_linear_closed_forms() {
+    // Kinks are not smooth, but each one is a known sign change of φ or φ' and so a
+    // breakpoint of every adaptive integral: the integrands are polynomial × Gaussian on
+    // each side, and the 1e-10 bound holds as for smooth φ (Gauss–Hermite is rejected by
+    // its own error test there, since it converges only algebraically across a kink).
+    // Scale: E|φ(u)φ(v)| ≤ √(ab), E|φ' φ'| ≤ 1, |S| ≤ E|φ(u)| ≤ √a, |D| ≤ 1; plus 1e-300
+    // for the zero-variance cases, where every kernel is exactly 0 or 1.
+    // With a zero variance the closed forms take φ'(u) as its a → 0⁺ limit (1 half the
+    // time for relu), the engine takes φ'(0) literally (0 for relu, as the finite network
+    // does); E[φ'φ'] (a or b = 0) and D (a = 0; at b = 0 the closed form is literal too)
+    // are not compared there (Θ and Π vanish at such a point anyway).
+    let z: &[f64] = &[0.0];
+    let mut worst: f64 = 0.0;
+    let rules: [(&str, Fun, Fun, PiecewiseRule); 4] = [
+        ("relu", Fun { f: relu, changes: SignChanges::Known(z), parity: Parity::Neither, smooth: false }, Fun { f: step, changes: SignChanges::Known(z), parity: Parity::Neither, smooth: false }, |a, b, c, p| Relu.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL)),
+        ("abs", Fun { f: abs, changes: SignChanges::Known(z), parity: Parity::Even, smooth: false }, Fun { f: sgn, changes: SignChanges::Known(z), parity: Parity::Odd, smooth: false }, |a, b, c, p| Abs.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL)),
+        ("identity", Fun { f: ident, changes: SignChanges::Known(z), parity: Parity::Odd, smooth: true }, Fun { f: one, changes: SignChanges::Known(&[]), parity: Parity::Even, smooth: true }, |a, b, c, p| Identity.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL)),
+        ("leaky_relu(0.1)", Fun { f: leaky, changes: SignChanges::Known(z), parity: Parity::Neither, smooth: false }, Fun { f: dleaky, changes: SignChanges::Known(z), parity: Parity::Neither, smooth: false }, |a, b, c, p| LeakyRelu { alpha: 0.1 }.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL)),
+    ];
+    for (name, phi, dphi, exact) in rules {
+        for case in all_cases() {
+            let (a, b, c, par) = case;
+            let mut ours = pair_moments(&phi, &dphi, a, b, c, par, Want::ALL);
+            let exact = exact(a, b, c, par);
+            if a == 0.0 || b == 0.0 {
+                ours.dphi = exact.dphi;
+            }
+            if a == 0.0 {
+                ours.dsign = exact.dsign;
+            }
+            let scale = [(a * b as f64).sqrt() + 1e-300, 1.0, a.sqrt() + 1e-300, 1.0];
+            worst = worst.max(compare(name, case, ours, exact, scale));
+        }
+    }
+    eprintln!("engine vs piecewise-linear: max error {worst:e}");
+}
+type PiecewiseRule = fn(f64, f64, f64, Parallel) -> PairDual<f64>;
+
+/// mpmath 1.3 (20 digits) values of (E[φφ], E[φ'φ'], S, D): `/tmp/ref/ref.py`, an
+/// independent implementation of the same reduction (nested tanh-sinh quadrature for the
+/// products, the Gaussian-tail sum for the signs), at (a, b, c), ρ = 1 exactly when flagged.
+#[allow(clippy::type_complexity)]
+const MPMATH: &[(&str, f64, f64, f64, bool, [f64; 4])] = &include!("mpmath_values.in");
+
+#[test]
+fn smooth_rules_match_mpmath() {
+    // Every φ here is bounded by 1 + |u| and φ' by 1.1 on these variances (≤ 4): scale
+    // 1 + √(ab) for E[φφ] and S, 1 for the others.
+    let mut worst: f64 = 0.0;
+    for &(name, a, b, c, parallel, values) in MPMATH {
+        let par = if parallel { Parallel::Positive } else { Parallel::Unknown };
+        let (pa, pb) = (NumPoint::new(a), NumPoint::new(b));
+        let ours = match name {
+            "tanh" => Tanh.pair(&pa, &pb, c, par, Want::ALL),
+            "softplus" => Softplus.pair(&pa, &pb, c, par, Want::ALL),
+            "silu" => Silu.pair(&pa, &pb, c, par, Want::ALL),
+            "sigmoid" => Sigmoid.pair(&pa, &pb, c, par, Want::ALL),
+            "gelu" => crate::rules::Gelu.pair(&pa, &pb, c, par, Want::ALL),
+            other => panic!("{other}"),
+        };
+        let exact = PairDual { phi: values[0], dphi: values[1], sign: values[2], dsign: values[3], parallel: ours.parallel };
+        let s = 1.0 + (a * b as f64).sqrt();
+        worst = worst.max(compare(name, (a, b, c, par), ours, exact, [s, 1.0, s, 1.0]));
+    }
+    eprintln!("smooth rules vs mpmath: max error {worst:e}");
+}
+
+#[test]
+fn tanh_matches_monte_carlo() {
+    // 400k seeded samples per case; every integrand is bounded by 1, the standard error is
+    // measured from the samples, and the check is ≤ 5 SE (a false alarm among these 24
+    // checks has probability < 1e-5).
+    let n = 400_000;
+    let mut rng = StdRng::seed_from_u64(2024);
+    for (a, b, rho) in [(1.0, 1.0, 0.5), (2.5, 0.6, -0.7), (0.2, 3.0, 0.95), (6.0, 6.0, 0.2), (1.0, 1.0, -0.999), (0.7, 1.4, 0.0)] {
+        let c = rho * (a * b as f64).sqrt();
+        let k = Tanh.pair(&NumPoint::new(a), &NumPoint::new(b), c, Parallel::Unknown, Want::ALL);
+        let mut sums = [[0.0; 2]; 4];
+        for _ in 0..n {
+            let (z1, z2): (f64, f64) = (rng.sample(StandardNormal), rng.sample(StandardNormal));
+            let u = a.sqrt() * z1;
+            let v = c / a.sqrt() * z1 + (b - c * c / a).max(0.0).sqrt() * z2;
+            // Written independently of the rule: tanh and 1 − tanh².
+            let (f, g) = (u.tanh(), v.tanh());
+            let (df, dg) = (1.0 - f * f, 1.0 - g * g);
+            for (s, x) in sums.iter_mut().zip([f * g, df * dg, f * sign0(g), df * sign0(dg)]) {
+                s[0] += x;
+                s[1] += x * x;
+            }
+        }
+        for (what, exact, s) in [("E[φφ]", k.phi, sums[0]), ("E[φ'φ']", k.dphi, sums[1]), ("S", k.sign, sums[2]), ("D", k.dsign, sums[3])] {
+            let mean = s[0] / n as f64;
+            let se = ((s[1] / n as f64 - mean * mean).max(0.0) / n as f64).sqrt();
+            assert!((mean - exact).abs() <= 5.0 * se + 1e-12, "tanh {what} at ({a}, {b}, {rho}): engine {exact}, Monte Carlo {mean} ± {se}");
+        }
+    }
+}
+
+#[test]
+fn extremes_are_finite_and_limits_are_right() {
+    // Every rule, every combination of tiny, zero, unit and huge variances, covariances
+    // at and beyond ±√(ab), every parallel flag: finite kernels, never a panic.
+    let vars = [0.0, 1e-300, 1e-8, 1.0, 1e8, 1e300];
+    for &a in &vars {
+        for &b in &vars {
+            let s = (a * b as f64).sqrt();
+            for c in [0.0, s, -s, 0.5 * s, 2.0 * s + 1.0, -1e300] {
+                for par in [Parallel::Unknown, Parallel::Positive, Parallel::Negative] {
+                    let (pa, pb) = (NumPoint::new(a), NumPoint::new(b));
+                    let outs = [
+                        ("tanh", Tanh.pair(&pa, &pb, c, par, Want::ALL)),
+                        ("softplus", Softplus.pair(&pa, &pb, c, par, Want::ALL)),
+                        ("silu", Silu.pair(&pa, &pb, c, par, Want::ALL)),
+                        ("sigmoid", Sigmoid.pair(&pa, &pb, c, par, Want::ALL)),
+                        ("gelu", crate::rules::Gelu.pair(&pa, &pb, c, par, Want::ALL)),
+                    ];
+                    for (name, o) in outs {
+                        for v in [o.phi, o.dphi, o.sign, o.dsign] {
+                            assert!(v.is_finite(), "{name} at ({a}, {b}, {c}, {par:?}): {o:?}");
+                        }
+                    }
+                }
+            }
+            let d = Tanh.point(a).0;
+            assert!(d.phi.is_finite() && d.dphi.is_finite());
+        }
+    }
+    // a = b = 1e300: tanh(u) = sign u but for |u| < 20 (probability 1e-149), so
+    // E[φφ] = S = (2/π) asin ρ, and φ' ≈ 0 (E[φ'] = O(1/√a)); identity: E[uv] = c.
+    for rho in [-0.9, -0.2, 0.0, 0.5, 0.99] {
+        let c = rho * 1e300;
+        let k = Tanh.pair(&NumPoint::new(1e300), &NumPoint::new(1e300), c, Parallel::Unknown, Want::ALL);
+        let arcsine = std::f64::consts::FRAC_2_PI * f64::asin(rho);
+        assert!((k.phi - arcsine).abs() < 1e-10 && (k.sign - arcsine).abs() < 1e-10, "ρ = {rho}: {k:?} vs {arcsine}");
+        assert!(k.dphi.abs() < 1e-100 && k.dsign.abs() < 1e-100, "{k:?}");
+        let id = Fun { f: ident, changes: SignChanges::Known(&[0.0]), parity: Parity::Odd, smooth: false };
+        let k = pair_moments(&id, &Fun { f: one, changes: SignChanges::Known(&[]), parity: Parity::Even, smooth: false }, 1e300, 1e300, c, Parallel::Unknown, Want::ALL);
+        assert!((k.phi / 1e300 - rho).abs() < 1e-10 && (k.dphi - 1.0).abs() < 1e-12, "{k:?}");
+    }
+}
+
+#[test]
+fn lanes_match_scalars_and_parallelism_is_carried() {
+    let pts = [0.3, 1.0, 2.5, 0.0].map(NumPoint::new);
+    let b = NumPoint::new(1.7);
+    let c = F64x4([0.1, -0.5, 1.2, 0.0]);
+    let lanes = Tanh.pair(&Tanh::gather([&pts[0], &pts[1], &pts[2], &pts[3]]), &Tanh::splat(&b), c, Parallel::Unknown, Want::ALL);
+    for k in 0..4 {
+        let one = Tanh.pair(&pts[k], &b, c.0[k], Parallel::Unknown, Want::ALL);
+        assert_eq!((lanes.phi.0[k], lanes.dphi.0[k], lanes.sign.0[k], lanes.dsign.0[k]), (one.phi, one.dphi, one.sign, one.dsign));
+    }
+    let p = NumPoint::new(1.3);
+    assert_eq!(Tanh.pair(&p, &p, -1.3, Parallel::Negative, Want::NNGP).parallel, Parallel::Negative);
+    assert_eq!(Silu.pair(&p, &p, -1.3, Parallel::Negative, Want::NNGP).parallel, Parallel::Unknown);
+    assert_eq!(Silu.pair(&p, &p, 1.3, Parallel::Positive, Want::NNGP).parallel, Parallel::Positive);
+    assert_eq!(Tanh.pair(&p, &b, 1.0, Parallel::Positive, Want::NNGP).parallel, Parallel::Unknown);
+    // What is not asked for is 0.
+    let only = Tanh.pair(&p, &b, 0.4, Parallel::Unknown, Want::NNGP);
+    assert!(only.phi != 0.0 && only.dphi == 0.0 && only.sign == 0.0 && only.dsign == 0.0);
+}
+
+#[test]
+#[ignore = "timing, run with --ignored --nocapture"]
+fn pair_cost() {
+    // Per-pair time of the oracle for tanh, all four kernels and NNGP+NTK only.
+    for (label, want) in [("ALL", Want::ALL), ("NNGP_NTK", Want::NNGP_NTK), ("ADAM", Want::ADAM)] {
+        let mut acc = 0.0;
+        let n = 2000;
+        let t = std::time::Instant::now();
+        for i in 0..n {
+            let a = 0.5 + (i % 7) as f64 * 0.3;
+            let b = 0.6 + (i % 11) as f64 * 0.2;
+            let rho = -0.95 + 1.9 * ((i * 37) % 101) as f64 / 100.0;
+            let k = pair_moments(&Tanh::PHI, &Tanh::DPHI, a, b, rho * (a * b as f64).sqrt(), Parallel::Unknown, want);
+            acc += k.phi + k.dphi + k.sign + k.dsign;
+        }
+        let per = t.elapsed().as_secs_f64() / n as f64;
+        eprintln!("tanh pair_moments {label}: {:.1} µs per pair (checksum {acc:.3})", per * 1e6);
+    }
+}
+
+#[test]
+#[ignore]
+fn debug_counts() {
+    for (a, b, c, want) in [(1.3, 0.7, 0.4, Want::NNGP), (1.3, 0.7, 0.4, Want::ADAM), (1.0, 1.0, 0.5, Want::NNGP), (0.5,0.5,0.1, Want::NNGP)] {
+        COUNTS.with(|c| c.set([0; 4]));
+        let t = std::time::Instant::now();
+        let k = pair_moments(&Tanh::PHI, &Tanh::DPHI, a, b, c, Parallel::Unknown, want);
+        let dt = t.elapsed();
+        eprintln!("{a} {b} {c} {want:?}: {:?} [gk21 panels, gh tries, gh accepted, adaptive calls] {dt:?} {k:?}", COUNTS.with(|c| c.get()));
+    }
+}
