@@ -48,5 +48,32 @@ fn gram(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gram);
+/// The speed aim for activations without closed forms: `dense(512) tanh ×3` against
+/// `dense(512) relu ×3`, NNGP + NTK of (X, X) at N = 4000, d = 64, in one run
+/// (`cargo bench --bench gram -- activations`); the ratio of the two is what is reported.
+fn activations(c: &mut Criterion) {
+    let relu = infw::network! { dense(512) relu dense(512) relu dense(512) relu };
+    let tanh = infw::network! { dense(512) tanh dense(512) tanh dense(512) tanh };
+    let gelu = infw::network! { dense(512) gelu dense(512) gelu dense(512) gelu };
+    let mut group = c.benchmark_group("activations");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let (n, d) = (4000usize, 64usize);
+    let x = inputs(n, d, 0x5eed + n as u64 + d as u64);
+    group.bench_function(format!("relu_x3/N={n}/d={d}"), |b| {
+        b.iter(|| relu.nngp_ntk(black_box(&x), black_box(&x)).unwrap())
+    });
+    group.bench_function(format!("gelu_x3/N={n}/d={d}"), |b| {
+        b.iter(|| gelu.nngp_ntk(black_box(&x), black_box(&x)).unwrap())
+    });
+    group.bench_function(format!("tanh_x3/N={n}/d={d}"), |b| {
+        b.iter(|| tanh.nngp_ntk(black_box(&x), black_box(&x)).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, gram, activations);
 criterion_main!(benches);
