@@ -332,3 +332,103 @@ impl<K: KernelProgram> Network<K> {
         )
     }
 }
+
+impl<K: KernelProgram + Clone> KernelModel<K> {
+    /// Mean **and covariance** at `x` over random initialisations, from the kept Cholesky
+    /// factor (docs/math.md §5, "Predictive uncertainty"; t = ∞, absolute ridge λ):
+    ///
+    /// * NNGP: the GP posterior with noise variance λ, Σ*(Σ + λI)⁻¹Y and
+    ///   Σ** − Σ*(Σ + λI)⁻¹Σ*ᵀ ([`KernelRegression::gp_posterior`]);
+    /// * NTK: the ensemble trained to convergence ([`KernelRegression::ntk_ensemble`]); this
+    ///   evaluates Σ(X, X) again (O(N²d), no new factorisation).
+    ///
+    /// `mode` chooses the full covariance over the rows of `x` or only the variances.
+    pub fn predict_with_uncertainty<S: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        mode: crate::solve::CovarianceMode,
+    ) -> Result<crate::solve::Gaussian> {
+        check_inputs(x.view(), Some(self.x_train.view()))?;
+        let train = TrainingInputs::of(&self.x_train);
+        let k_tt = crate::solve::ensemble::nngp_test_test(&self.net, x.view(), mode)?;
+        match self.kind {
+            KernelKind::Nngp => {
+                let k = self.net.kernels(x, train, Want::NNGP)?;
+                self.solver
+                    .gp_posterior(k.nngp.expect("requested").view(), k_tt.view())
+            }
+            KernelKind::Ntk => {
+                let k = self.net.kernels(x, train, Want::NNGP_NTK)?;
+                let k_train = self.net.nngp(&self.x_train, &self.x_train)?;
+                self.solver.ntk_ensemble(
+                    k.ntk.expect("requested").view(),
+                    k.nngp.expect("requested").view(),
+                    k_train.view(),
+                    k_tt.view(),
+                )
+            }
+        }
+    }
+}
+
+impl<K: KernelProgram + Clone> FlowModel<K> {
+    /// Mean **and covariance** at `x` after time `t` (infw's summed-loss clock;
+    /// f64::INFINITY for the limit) over random initialisations f_0 ~ GP(0, Σ), from the
+    /// kept eigendecomposition of Θ(X, X) ([`GradientFlow::ntk_ensemble`]; docs/math.md §5,
+    /// "Predictive uncertainty"). Evaluates Σ(X, X) again (O(N²d), no new factorisation).
+    /// For a ridge or neural-tangents' conventions use [`Network::mse_ensemble`].
+    pub fn predict_with_uncertainty<S: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        t: f64,
+        mode: crate::solve::CovarianceMode,
+    ) -> Result<crate::solve::Gaussian> {
+        check_inputs(x.view(), Some(self.x_train.view()))?;
+        let k_tt = crate::solve::ensemble::nngp_test_test(&self.net, x.view(), mode)?;
+        let k = self
+            .net
+            .kernels(x, TrainingInputs::of(&self.x_train), Want::NNGP_NTK)?;
+        let k_train = self.net.nngp(&self.x_train, &self.x_train)?;
+        self.flow.ntk_ensemble(
+            k.ntk.expect("requested").view(),
+            k.nngp.expect("requested").view(),
+            k_train.view(),
+            k_tt.view(),
+            t,
+        )
+    }
+}
+
+impl<K: KernelProgram + Clone> Network<K> {
+    /// The ensemble over random initialisations of this infinitely wide network trained by
+    /// full-batch gradient flow on MSE: NNGP (readout only) or NTK (all layers), with mean
+    /// and covariance at any time (docs/math.md §5, "Predictive uncertainty"; neural-tangents'
+    /// `gradient_descent_mse_ensemble`). `options` defaults to infw's conventions (summed
+    /// loss, absolute ridge 0); [`crate::solve::EnsembleOptions::neural_tangents`] gives
+    /// neural-tangents'.
+    pub fn mse_ensemble<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        kind: KernelKind,
+        x_train: &ArrayBase<S1, Ix2>,
+        y_train: &ArrayBase<S2, Ix2>,
+        options: crate::solve::EnsembleOptions,
+    ) -> Result<crate::solve::EnsembleModel<K>> {
+        check_inputs(x_train.view(), None)?;
+        check_targets(x_train.nrows(), &y_train.view())?;
+        crate::solve::EnsembleModel::fit(self, kind, x_train, y_train, options)
+    }
+}
+
+impl<K: KernelProgram> Network<K> {
+    /// The diagonal k(x, x) of the kernels in `want`, one value per row of `x`, without a
+    /// Gram matrix (the variances of docs/math.md §5, "Predictive uncertainty"): the
+    /// per-point and per-pair passes on (x, x) with correlation exactly +1, parallel over
+    /// points. Equal to the diagonal of [`Network::kernels`] of `x` against itself.
+    pub fn kernel_diagonals<S: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        want: Want,
+    ) -> Result<crate::solve::KernelDiagonals> {
+        crate::solve::kernel_diagonals(self.program(), x.view(), want)
+    }
+}

@@ -34,6 +34,12 @@ pub(crate) fn train_inputs(k: ArrayView2<f64>, y: ArrayView2<f64>) -> Result<()>
     dim("rows of y (one per training example)", k.nrows(), y.nrows())?;
     finite("k_train", k)?;
     finite("y", y)?;
+    symmetric("k_train", k)
+}
+
+/// Checks that a finite square matrix is symmetric up to `SYMMETRY_TOL · max|K|` (see
+/// [`train_inputs`]); `name` is reported in the error.
+pub(crate) fn symmetric(name: &'static str, k: ArrayView2<f64>) -> Result<()> {
     let scale = k.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let n = k.nrows();
     for i in 0..n {
@@ -41,10 +47,10 @@ pub(crate) fn train_inputs(k: ArrayView2<f64>, y: ArrayView2<f64>) -> Result<()>
             let gap = (k[[i, j]] - k[[j, i]]).abs();
             if gap > SYMMETRY_TOL * scale {
                 return Err(Error::InvalidArgument {
-                    name: "k_train",
+                    name,
                     value: format!("K[{i},{j}] = {}, K[{j},{i}] = {}", k[[i, j]], k[[j, i]]),
                     reason: format!(
-                        "the training kernel must be symmetric (allowed gap {SYMMETRY_TOL:e} · max|K|)"
+                        "the kernel must be symmetric (allowed gap {SYMMETRY_TOL:e} · max|K|)"
                     ),
                 });
             }
@@ -90,4 +96,20 @@ pub(crate) fn to_faer(a: ArrayView2<f64>) -> Mat<f64> {
 /// Copies a faer matrix into an ndarray matrix.
 pub(crate) fn from_faer(m: faer::MatRef<'_, f64>) -> Array2<f64> {
     Array2::from_shape_fn((m.nrows(), m.ncols()), |(i, j)| m[(i, j)])
+}
+
+/// Validates a square symmetric kernel given beside the training kernel (e.g. the NNGP Gram
+/// matrix Σ(X, X) the NTK covariance needs): non-empty, `n × n`, finite, symmetric.
+pub(crate) fn square_kernel(name: &'static str, k: ArrayView2<f64>, n: usize) -> Result<()> {
+    non_empty(name, k)?;
+    dim(&format!("rows of {name}"), n, k.nrows())?;
+    dim(&format!("columns of {name}"), n, k.ncols())?;
+    finite(name, k)?;
+    symmetric(name, k)
+}
+
+/// Validates a vector: `n` entries, all finite.
+pub(crate) fn vector(name: &str, v: ndarray::ArrayView1<f64>, n: usize) -> Result<()> {
+    dim(&format!("length of {name}"), n, v.len())?;
+    finite(name, v.insert_axis(ndarray::Axis(1)))
 }

@@ -3,6 +3,7 @@
 //! eigendecomposition K = V diag(λ) Vᵀ that is kept and reused for every t and test set.
 
 use super::check;
+use super::predictive::{self, Gaussian, TestTestKernel};
 use crate::error::{Error, Result};
 use faer::Side;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
@@ -46,13 +47,37 @@ pub struct GradientFlow {
     f0_train: Option<Array2<f64>>,
     learning_rate: f64,
     threshold: f64,
+    /// r ≥ 0 added to the diagonal of K before the decomposition ([`with_ridge`](Self::with_ridge)).
+    ridge: f64,
 }
 
 impl GradientFlow {
     /// Prepares the flow from f_0 = 0 (the mean of the initial GP, docs/math.md §5):
     /// K is the N×N training kernel, Y the N×C targets, η > 0 the learning rate.
     pub fn new(k_train: ArrayView2<f64>, y: ArrayView2<f64>, learning_rate: f64) -> Result<Self> {
-        Self::build(k_train, y, learning_rate, None)
+        Self::build(k_train, y, learning_rate, None, 0.0)
+    }
+
+    /// Prepares the flow of the regularised kernel A = K + ridge·I from f_0 = 0: the flow
+    /// df/dt = −η A (f − Y) on the training set, test predictions K* A⁻¹ (I − e^{−ηAt}) Y.
+    /// This is neural-tangents' `diag_reg` inside the exponential (docs/math.md §5,
+    /// "Predictive uncertainty"): each training example gets a private tangent direction of
+    /// variance `ridge` that the test points do not see. `ridge` is absolute, finite, ≥ 0;
+    /// the eigendecomposition is of K + ridge·I, so its eigenvalues are at least `ridge`.
+    pub fn with_ridge(
+        k_train: ArrayView2<f64>,
+        y: ArrayView2<f64>,
+        learning_rate: f64,
+        ridge: f64,
+    ) -> Result<Self> {
+        if !(ridge.is_finite() && ridge >= 0.0) {
+            return Err(Error::InvalidArgument {
+                name: "ridge",
+                value: ridge.to_string(),
+                reason: "the ridge must be finite and non-negative".into(),
+            });
+        }
+        Self::build(k_train, y, learning_rate, None, ridge)
     }
 
     /// Prepares the flow from a given initial function (e.g. a sampled f_0): `f0_train` is
@@ -64,7 +89,7 @@ impl GradientFlow {
         learning_rate: f64,
         f0_train: ArrayView2<f64>,
     ) -> Result<Self> {
-        Self::build(k_train, y, learning_rate, Some(f0_train))
+        Self::build(k_train, y, learning_rate, Some(f0_train), 0.0)
     }
 
     fn build(
@@ -72,6 +97,7 @@ impl GradientFlow {
         y: ArrayView2<f64>,
         learning_rate: f64,
         f0_train: Option<ArrayView2<f64>>,
+        ridge: f64,
     ) -> Result<Self> {
         check::train_inputs(k_train, y)?;
         if !(learning_rate.is_finite() && learning_rate > 0.0) {
@@ -89,7 +115,7 @@ impl GradientFlow {
             residual -= &f0;
         }
         let n = k_train.nrows();
-        let evd = check::symmetric_faer(k_train, 0.0)
+        let evd = check::symmetric_faer(k_train, ridge)
             .self_adjoint_eigen(Side::Lower)
             .map_err(|e| Error::InvalidArgument {
                 name: "k_train",
@@ -122,6 +148,7 @@ impl GradientFlow {
             f0_train: f0_train.map(|f| f.to_owned()),
             learning_rate,
             threshold,
+            ridge,
         })
     }
 
@@ -238,6 +265,139 @@ impl GradientFlow {
     /// The learning rate η.
     pub fn learning_rate(&self) -> f64 {
         self.learning_rate
+    }
+
+    /// The ridge r the kernel was shifted by before the decomposition (0 unless built
+    /// [`with_ridge`](Self::with_ridge)).
+    pub fn ridge(&self) -> f64 {
+        self.ridge
+    }
+
+    /// Refuses a flow started from a given f_0: the ensemble formulas average over f_0.
+    fn check_ensemble(&self) -> Result<()> {
+        if self.f0_train.is_some() {
+            return Err(Error::InvalidArgument {
+                name: "f0_train",
+                value: "given".into(),
+                reason: "the predictive covariance averages over the random initial function; \
+                         build the flow with GradientFlow::new or with_ridge (f_0 = 0 in the mean)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// V diag(w(μ)) Vᵀ B for an N×M matrix B.
+    fn apply_to(&self, b: ArrayView2<f64>, weight: impl Fn(f64) -> f64) -> Array2<f64> {
+        let mut projected = self.eigvecs.t().dot(&b);
+        for (mut row, &l) in projected.axis_iter_mut(Axis(0)).zip(self.eigvals.iter()) {
+            let w = weight(l);
+            row.mapv_inplace(|v| v * w);
+        }
+        self.eigvecs.dot(&projected)
+    }
+
+    /// The weight g_t(μ) of the coefficients: −expm1(−ημt)/μ, ηt at μ = 0; 1/μ (0) at t = ∞.
+    fn g(&self, t: f64) -> impl Fn(f64) -> f64 {
+        let eta = self.learning_rate;
+        move |l: f64| {
+            if t == f64::INFINITY {
+                if l > 0.0 {
+                    1.0 / l
+                } else {
+                    0.0
+                }
+            } else if l > 0.0 {
+                -(-eta * l * t).exp_m1() / l
+            } else {
+                eta * t
+            }
+        }
+    }
+
+    /// The Gaussian over random initialisations of the outputs at `X*` after time `t`, for a
+    /// flow of the **NNGP** kernel Σ (training only the readout; docs/math.md §5, "Predictive
+    /// uncertainty"), with A = Σ(X, X) + rI the decomposed matrix:
+    ///
+    /// * mean Σ* A⁻¹ (I − e^{−ηAt}) Y,
+    /// * covariance Σ** − Σ* A⁻¹ (I − e^{−2ηAt}) Σ*ᵀ (neural-tangents' definition: the
+    ///   initial outputs on the training set have covariance A, the ridge acting as noise).
+    ///
+    /// `k_test_train` is Σ(X*, X) (M×N); `k_test_test` is Σ(X*, X*) in full (M×M) or its
+    /// diagonal (M), which selects the covariance returned. At t = ∞ this is the GP
+    /// posterior (with K⁺ where A is singular). Errors: shapes, non-finite values, t < 0 or
+    /// NaN, a flow built [`with_initial`](Self::with_initial).
+    pub fn nngp_ensemble(
+        &self,
+        k_test_train: ArrayView2<f64>,
+        k_test_test: TestTestKernel<'_>,
+        t: f64,
+    ) -> Result<Gaussian> {
+        self.check_ensemble()?;
+        self.check_time(t)?;
+        if t.is_finite() && !(2.0 * self.learning_rate * t).is_finite() {
+            return Err(Error::InvalidArgument {
+                name: "t",
+                value: t.to_string(),
+                reason: "2·η·t overflows f64; use f64::INFINITY for the t = ∞ limit".into(),
+            });
+        }
+        check::test_kernel(k_test_train, self.eigvecs.nrows())?;
+        predictive::check_test_test(&k_test_test, k_test_train.nrows())?;
+        let mean = k_test_train.dot(&self.coefficients(t)?);
+        // W = diag(√h) Vᵀ Σ*ᵀ with h = g_{2t}, so that the subtracted term WᵀW is exactly
+        // symmetric and positive semi-definite.
+        let h = self.g(2.0 * t);
+        let mut w = self.eigvecs.t().dot(&k_test_train.t());
+        for (mut row, &l) in w.axis_iter_mut(Axis(0)).zip(self.eigvals.iter()) {
+            let s = h(l).sqrt();
+            row.mapv_inplace(|v| v * s);
+        }
+        Ok(Gaussian {
+            mean,
+            covariance: predictive::gp_covariance(w.view(), k_test_test),
+        })
+    }
+
+    /// The Gaussian over random initialisations of the outputs at `X*` after time `t`, for a
+    /// flow of the **NTK** Θ from f_0 ~ GP(0, Σ) (docs/math.md §5, "Predictive
+    /// uncertainty"), with A = Θ(X, X) + rI the decomposed matrix and G_t = A⁻¹(I − e^{−ηAt}):
+    ///
+    /// * mean Θ* G_t Y,
+    /// * covariance Σ** − Θ* G_t Σ*ᵀ − Σ* G_t Θ*ᵀ + Θ* G_t Σ(X, X) G_t Θ*ᵀ, with the
+    ///   unregularised Σ(X, X) (neural-tangents' `gradient_descent_mse_ensemble`).
+    ///
+    /// `ntk_test_train` is Θ(X*, X), `nngp_test_train` Σ(X*, X) (both M×N), `nngp_train`
+    /// Σ(X, X) (N×N, symmetric), `nngp_test_test` Σ(X*, X*) in full or its diagonal.
+    pub fn ntk_ensemble(
+        &self,
+        ntk_test_train: ArrayView2<f64>,
+        nngp_test_train: ArrayView2<f64>,
+        nngp_train: ArrayView2<f64>,
+        nngp_test_test: TestTestKernel<'_>,
+        t: f64,
+    ) -> Result<Gaussian> {
+        self.check_ensemble()?;
+        self.check_time(t)?;
+        let n = self.eigvecs.nrows();
+        predictive::check_ntk_inputs(
+            ntk_test_train,
+            nngp_test_train,
+            nngp_train,
+            &nngp_test_test,
+            n,
+        )?;
+        let z = self.apply_to(ntk_test_train.t(), self.g(t));
+        let mean = ntk_test_train.dot(&self.coefficients(t)?);
+        Ok(Gaussian {
+            mean,
+            covariance: predictive::ntk_covariance(
+                z.view(),
+                nngp_test_train,
+                nngp_train,
+                nngp_test_test,
+            ),
+        })
     }
 }
 

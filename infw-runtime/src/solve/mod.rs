@@ -6,6 +6,12 @@
 //! on many test sets or at many times does not refactor — the habit of faer's `Llt` and of
 //! neural-tangents' `predict` functions. No explicit inverse is ever formed.
 //!
+//! The same factorisations give the predictive mean **and covariance** over random
+//! initialisations, for the NNGP and the NTK, at t = ∞ and any t ([`NngpEnsemble`],
+//! [`NtkEnsemble`], and at the network level [`EnsembleModel`]; docs/math.md §5,
+//! "Predictive uncertainty"), with neural-tangents' conventions as options ([`Ridge`],
+//! [`TimeConvention`]). [`kernel_diagonals`] gives k(x, x) per point for the variances.
+//!
 //! ```
 //! use infw_runtime::solve::{GradientFlow, KernelRegression};
 //! use ndarray::array;
@@ -23,10 +29,19 @@
 //! ```
 
 pub(crate) mod check;
+mod diagonal;
+pub(crate) mod ensemble;
 mod flow;
+mod predictive;
 mod regression;
 
+pub use diagonal::{kernel_diagonals, KernelDiagonals};
+pub use ensemble::EnsembleModel;
 pub use flow::GradientFlow;
+pub use predictive::{
+    Covariance, CovarianceMode, EnsembleOptions, Gaussian, NngpEnsemble, NtkEnsemble, Ridge,
+    TestTestKernel, TimeConvention,
+};
 pub use regression::KernelRegression;
 
 #[cfg(test)]

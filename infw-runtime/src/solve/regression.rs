@@ -2,9 +2,11 @@
 //! f(X*) = K* (K + λI)⁻¹ Y, solved by a Cholesky factorisation that is kept for reuse.
 
 use super::check;
+use super::predictive::{self, Gaussian, TestTestKernel};
 use crate::error::{Error, Result};
 use faer::linalg::solvers::{Llt, Solve};
-use faer::Side;
+use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+use faer::{Par, Side};
 use ndarray::{Array2, ArrayView2};
 
 /// Kernel (ridge) regression with its Cholesky factor of K + λI kept (docs/math.md §5).
@@ -106,6 +108,70 @@ impl KernelRegression {
     /// The number N of training examples.
     pub fn n_train(&self) -> usize {
         self.alpha.nrows()
+    }
+
+    /// The Gaussian-process posterior of a regression fitted on the **NNGP** kernel Σ with
+    /// noise variance λ (docs/math.md §5, "Predictive uncertainty"): mean Σ* α and
+    /// covariance Σ** − Σ* (Σ(X, X) + λI)⁻¹ Σ*ᵀ, computed as Σ** − WᵀW with W = L⁻¹ Σ*ᵀ
+    /// from the kept Cholesky factor L (exactly symmetric; no new factorisation).
+    ///
+    /// This is also the NNGP ensemble of infinitely wide networks whose readout is trained
+    /// to t = ∞. `k_test_train` is Σ(X*, X) (M×N); `k_test_test` is Σ(X*, X*) in full (M×M)
+    /// or its diagonal (M), which selects the covariance returned. The diagonal costs
+    /// O(M·N²) time and O(M·N) memory beyond the factor.
+    pub fn gp_posterior(
+        &self,
+        k_test_train: ArrayView2<f64>,
+        k_test_test: TestTestKernel<'_>,
+    ) -> Result<Gaussian> {
+        check::test_kernel(k_test_train, self.n_train())?;
+        predictive::check_test_test(&k_test_test, k_test_train.nrows())?;
+        let mean = k_test_train.dot(&self.alpha);
+        let mut w = check::to_faer(k_test_train.t());
+        solve_lower_triangular_in_place(self.llt.L(), w.as_mut(), Par::Seq);
+        let w = check::from_faer(w.as_ref());
+        Ok(Gaussian {
+            mean,
+            covariance: predictive::gp_covariance(w.view(), k_test_test),
+        })
+    }
+
+    /// The ensemble over random initialisations of infinitely wide networks trained by
+    /// gradient flow on MSE to t = ∞, for a regression fitted on the **NTK** Θ with ridge λ
+    /// (docs/math.md §5, "Predictive uncertainty"). With A = Θ(X, X) + λI and Z = A⁻¹ Θ*ᵀ
+    /// (two triangular solves with the kept factor):
+    ///
+    /// * mean Θ* α,
+    /// * covariance Σ** − ZᵀΣ*ᵀ − Σ*Z + Zᵀ Σ(X, X) Z, with the unregularised Σ(X, X)
+    ///   (neural-tangents' `gp_inference` with `get='ntk'`).
+    ///
+    /// `ntk_test_train` is Θ(X*, X), `nngp_test_train` Σ(X*, X) (both M×N), `nngp_train`
+    /// Σ(X, X) (N×N, symmetric), `nngp_test_test` Σ(X*, X*) in full or its diagonal.
+    pub fn ntk_ensemble(
+        &self,
+        ntk_test_train: ArrayView2<f64>,
+        nngp_test_train: ArrayView2<f64>,
+        nngp_train: ArrayView2<f64>,
+        nngp_test_test: TestTestKernel<'_>,
+    ) -> Result<Gaussian> {
+        predictive::check_ntk_inputs(
+            ntk_test_train,
+            nngp_test_train,
+            nngp_train,
+            &nngp_test_test,
+            self.n_train(),
+        )?;
+        let mean = ntk_test_train.dot(&self.alpha);
+        let z = check::from_faer(self.llt.solve(check::to_faer(ntk_test_train.t())).as_ref());
+        Ok(Gaussian {
+            mean,
+            covariance: predictive::ntk_covariance(
+                z.view(),
+                nngp_test_train,
+                nngp_train,
+                nngp_test_test,
+            ),
+        })
     }
 }
 
