@@ -236,7 +236,7 @@ mod tests {
     //! change of regime; Dawson's integral against mpmath.
     use super::*;
     use crate::rules::nt_reference::{network_kernels, Case};
-    use crate::rules::numerical::{pair_moments, Fun, SignChanges};
+    use crate::rules::numerical::{pair_moments, pair_moments_adaptive, Fun, SignChanges};
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use rand_distr::StandardNormal;
 
@@ -296,7 +296,8 @@ mod tests {
     ];
 
     /// sin for the engine, with its roots kπ within 45 standard deviations of v listed.
-    fn engine(cos: bool, a: f64, b: f64, c: f64, par: Parallel) -> PairDual<f64> {
+    fn engine(cos: bool, a: f64, b: f64, c: f64, par: Parallel, adaptive: bool) -> PairDual<f64> {
+        let run = if adaptive { pair_moments_adaptive } else { pair_moments };
         let reach = 45.0 * b.sqrt() + 2.0 * PI;
         let n = (reach / PI).ceil() as i64;
         let sin_roots: Vec<f64> = (-n..=n).map(|k| k as f64 * PI).collect();
@@ -305,9 +306,9 @@ mod tests {
         let cosf = Fun { f: f64::cos, changes: SignChanges::Known(&cos_roots), parity: Parity::Even, smooth: true };
         let msin = Fun { f: |u: f64| -u.sin(), changes: SignChanges::Known(&sin_roots), parity: Parity::Odd, smooth: true };
         if cos {
-            pair_moments(&cosf, &msin, a, b, c, par, Want::ALL)
+            run(&cosf, &msin, a, b, c, par, Want::ALL)
         } else {
-            pair_moments(&sin, &cosf, a, b, c, par, Want::ALL)
+            run(&sin, &cosf, a, b, c, par, Want::ALL)
         }
     }
 
@@ -319,10 +320,12 @@ mod tests {
         let mut worst: f64 = 0.0;
         let mut run = |cos: bool, a: f64, b: f64, c: f64, par: Parallel| {
             let ours = trig_pair(cos, a, b, c, par, Want::ALL);
-            let num = engine(cos, a, b, c, par);
-            for (what, x, y) in [("E[φφ]", ours.phi, num.phi), ("E[φ'φ']", ours.dphi, num.dphi), ("S", ours.sign, num.sign), ("D", ours.dsign, num.dsign)] {
-                worst = worst.max((x - y).abs());
-                assert!((x - y).abs() <= 1e-10, "cos={cos} {what} at ({a}, {b}, {c}, {par:?}): {x} vs engine {y}");
+            for adaptive in [false, true] {
+                let num = engine(cos, a, b, c, par, adaptive);
+                for (what, x, y) in [("E[φφ]", ours.phi, num.phi), ("E[φ'φ']", ours.dphi, num.dphi), ("S", ours.sign, num.sign), ("D", ours.dsign, num.dsign)] {
+                    worst = worst.max((x - y).abs());
+                    assert!((x - y).abs() <= 1e-10, "cos={cos} {what} at ({a}, {b}, {c}, {par:?}): {x} vs engine (adaptive: {adaptive}) {y}");
+                }
             }
         };
         for (a, b, rho) in CASES {
