@@ -34,7 +34,11 @@ struct Data {
     labels_test: Vec<usize>,
 }
 
-fn regression<K: KernelProgram + Clone>(name: &str, net: &Network<K>, d: &Data) -> infw::Result<()> {
+fn regression<K: KernelProgram + Clone>(
+    name: &str,
+    net: &Network<K>,
+    d: &Data,
+) -> infw::Result<()> {
     let start = Instant::now();
     let ntk = net.ntk_regression(&d.x_train, &d.y_train, 1e-6)?;
     let ntk_acc = accuracy(ntk.predict(&d.x_test)?.view(), &d.labels_test)?;
@@ -57,7 +61,10 @@ const ADAM_TRAIN: usize = 400;
 fn adam<K: AdamLimitProgram + Clone>(name: &str, net: &Network<K>, d: &Data) -> infw::Result<()> {
     let start = Instant::now();
     let n = ADAM_TRAIN.min(d.x_train.nrows());
-    let (x_train, y_train) = (d.x_train.slice(ndarray::s![..n, ..]).to_owned(), d.y_train.slice(ndarray::s![..n, ..]).to_owned());
+    let (x_train, y_train) = (
+        d.x_train.slice(ndarray::s![..n, ..]).to_owned(),
+        d.y_train.slice(ndarray::s![..n, ..]).to_owned(),
+    );
     let config = TrainConfig {
         running_mean: true,
         report: Iterate::RunningMean,

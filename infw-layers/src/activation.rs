@@ -134,7 +134,11 @@ mod tests {
     #[test]
     fn names_are_unique_and_dispatch_reaches_each_rule() {
         for (i, e) in REGISTRY.iter().enumerate() {
-            assert!(REGISTRY[i + 1..].iter().all(|o| o.name != e.name), "{}", e.name);
+            assert!(
+                REGISTRY[i + 1..].iter().all(|o| o.name != e.name),
+                "{}",
+                e.name
+            );
         }
         let leaky = Activation::LeakyRelu(LeakyRelu { alpha: 0.25 });
         assert_eq!(leaky.forward(-2.0), -0.5);

@@ -94,7 +94,13 @@ impl Parallel {
     #[inline(always)]
     pub fn combine(inputs: &[Parallel], equal_variances: bool) -> Parallel {
         match inputs.first() {
-            Some(&first) if equal_variances && first != Parallel::Unknown && inputs.iter().all(|&p| p == first) => first,
+            Some(&first)
+                if equal_variances
+                    && first != Parallel::Unknown
+                    && inputs.iter().all(|&p| p == first) =>
+            {
+                first
+            }
             _ => Parallel::Unknown,
         }
     }

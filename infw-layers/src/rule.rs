@@ -53,7 +53,9 @@ pub trait Rule: Dual + Copy + PartialEq + std::fmt::Debug + Send + Sync + 'stati
     label = "`act(…)` needs a type implementing `infw::UserActivation`",
     note = "implement `fn value(u: f64) -> f64` and `fn derivative(u: f64) -> f64` for it (derive Clone, Copy, Debug, Default, PartialEq)"
 )]
-pub trait UserActivation: Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
+pub trait UserActivation:
+    Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static
+{
     /// φ(u).
     fn value(u: f64) -> f64;
     /// φ'(u).

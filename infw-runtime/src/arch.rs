@@ -23,7 +23,10 @@ pub enum Node {
         b_std: f64,
     },
     /// An elementwise activation φ.
-    Activation { input: usize, activation: Activation },
+    Activation {
+        input: usize,
+        activation: Activation,
+    },
     /// `layer_norm` over the width, no learned scale (neural-tangents' `LayerNorm`).
     LayerNorm { input: usize },
     /// The sum of inputs of equal width: the end of `residual(…)`.
@@ -182,9 +185,7 @@ impl Architecture {
             let w = match node {
                 Node::Input => input_dim,
                 Node::Dense { width, .. } => width.checked_mul(factor).ok_or_else(|| {
-                    Error::Architecture(format!(
-                        "dense width {width} × factor {factor} overflows"
-                    ))
+                    Error::Architecture(format!("dense width {width} × factor {factor} overflows"))
                 })?,
                 Node::Activation { input, .. } | Node::LayerNorm { input } => widths[*input],
                 Node::Sum { inputs } => {

@@ -25,9 +25,9 @@ pub mod train;
 pub mod validate;
 
 pub use arch::{Activation, Architecture, Hidden, Node, Readout};
-pub use infw_layers::UserActivation;
 pub use error::{Error, Result};
 pub use gram::{GramParams, KernelMatrices};
+pub use infw_layers::UserActivation;
 pub use loss::Loss;
 pub use model::{FlowModel, FunctionSpaceModel, KernelKind, KernelModel, LimitRule};
 pub use network::{Network, TrainingInputs};

@@ -220,14 +220,18 @@ fn architecture(net: &Network, rt: &TokenStream) -> TokenStream {
                 crate::ir::Rule::Registry { entry, .. } => {
                     let variant = format_ident!(
                         "{}",
-                        infw_layers::activation::lookup(entry).expect("lowered from the registry").rust_type
+                        infw_layers::activation::lookup(entry)
+                            .expect("lowered from the registry")
+                            .rust_type
                     );
                     let value = rule_value(rule, rt);
                     quote!(#rt::Activation::#variant(#value))
                 }
                 crate::ir::Rule::User(path) => {
                     let p = &path.0;
-                    let name = quote::ToTokens::to_token_stream(p).to_string().replace(' ', "");
+                    let name = quote::ToTokens::to_token_stream(p)
+                        .to_string()
+                        .replace(' ', "");
                     quote_spanned! {p.span()=>
                         #rt::Activation::User(#rt::dual::UserFunction {
                             name: #name,

@@ -91,7 +91,9 @@ impl Node {
     pub fn inputs(&self) -> Vec<NodeId> {
         match self {
             Node::Input => vec![],
-            Node::Dense { input, .. } | Node::Activation { input, .. } | Node::LayerNorm { input } => {
+            Node::Dense { input, .. }
+            | Node::Activation { input, .. }
+            | Node::LayerNorm { input } => {
                 vec![*input]
             }
             Node::Sum { inputs } | Node::Concat { inputs } => inputs.clone(),
@@ -131,9 +133,15 @@ impl Network {
         readers[self.readout.input] += 1;
         for (i, n) in self.nodes.iter().enumerate() {
             match n {
-                Node::Sum { .. } => return Err("a residual sum has no verified sign-kernel rule yet"),
-                Node::Concat { .. } => return Err("a concatenation has no verified sign-kernel rule yet"),
-                _ if readers[i] > 1 => return Err("a fan-out has no verified sign-kernel rule yet"),
+                Node::Sum { .. } => {
+                    return Err("a residual sum has no verified sign-kernel rule yet")
+                }
+                Node::Concat { .. } => {
+                    return Err("a concatenation has no verified sign-kernel rule yet")
+                }
+                _ if readers[i] > 1 => {
+                    return Err("a fan-out has no verified sign-kernel rule yet")
+                }
                 _ => {}
             }
         }
@@ -153,7 +161,9 @@ impl Network {
             Node::Dense { .. } => true,
             Node::Input | Node::Activation { .. } => false,
             Node::LayerNorm { input } => self.gaussian(*input),
-            Node::Sum { inputs } | Node::Concat { inputs } => inputs.iter().all(|&i| self.gaussian(i)),
+            Node::Sum { inputs } | Node::Concat { inputs } => {
+                inputs.iter().all(|&i| self.gaussian(i))
+            }
         }
     }
 
@@ -186,14 +196,24 @@ pub const DEFAULT_W_STD: f64 = 1.0;
 pub const DEFAULT_B_STD: f64 = 0.0;
 
 /// Layer names of the grammar that are not activations.
-const STRUCTURAL: &[&str] = &["dense", "readout", "layer_norm", "act", "residual", "parallel"];
+const STRUCTURAL: &[&str] = &[
+    "dense",
+    "readout",
+    "layer_norm",
+    "act",
+    "residual",
+    "parallel",
+];
 
 /// Layers of the neural-tangents vocabulary that infw does not compile yet.
 const PLANNED: &[(&str, &str)] = &[
     ("conv", "convolutions are planned"),
     ("global_avg_pool", "convolutions and pooling are planned"),
     ("flatten", "convolutions and pooling are planned"),
-    ("batch_norm", "batch normalisation couples examples and has no per-pair kernel"),
+    (
+        "batch_norm",
+        "batch normalisation couples examples and has no per-pair kernel",
+    ),
 ];
 
 /// Every name the grammar accepts (for suggestions).
@@ -400,8 +420,15 @@ impl Lowering {
                 self.activation(call, input, rule)
             }
             other if PLANNED.iter().any(|(n, _)| *n == other) => {
-                let why = PLANNED.iter().find(|(n, _)| *n == other).map(|(_, w)| *w).unwrap_or("");
-                self.errors.push(Error::new(call.name.span(), format!("`{other}` is not supported yet: {why}")));
+                let why = PLANNED
+                    .iter()
+                    .find(|(n, _)| *n == other)
+                    .map(|(_, w)| *w)
+                    .unwrap_or("");
+                self.errors.push(Error::new(
+                    call.name.span(),
+                    format!("`{other}` is not supported yet: {why}"),
+                ));
                 input
             }
             other => match lookup(other) {
@@ -455,7 +482,9 @@ impl Lowering {
         if block.branches.iter().all(|b| b.is_empty()) {
             self.errors.push(Error::new(
                 block.span,
-                format!("an empty `{kind}`: give it layers, e.g. `{kind}(dense(512) relu dense(512))`"),
+                format!(
+                    "an empty `{kind}`: give it layers, e.g. `{kind}(dense(512) relu dense(512))`"
+                ),
             ));
             return input;
         }
@@ -521,7 +550,10 @@ impl Lowering {
         }
     }
 
-    fn dense_args(&mut self, call: &LayerCall) -> Result<(Value<usize>, Value<f64>, Value<f64>), Error> {
+    fn dense_args(
+        &mut self,
+        call: &LayerCall,
+    ) -> Result<(Value<usize>, Value<f64>, Value<f64>), Error> {
         let missing = || Error::new(call.name.span(), "`dense` needs a width: `dense(512)`");
         let args = call.args.as_ref().ok_or_else(missing)?;
         let (mut width, mut w_std, mut b_std) = (None, None, None);
@@ -543,7 +575,8 @@ impl Lowering {
                 Some(key) => self.stds(arg, key, &mut w_std, &mut b_std, &["width", "w_std", "b_std"])?,
             }
         }
-        let width = width.ok_or_else(|| Error::new(args.span, "`dense` needs a width: `dense(512)`"))?;
+        let width =
+            width.ok_or_else(|| Error::new(args.span, "`dense` needs a width: `dense(512)`"))?;
         Ok((
             width,
             w_std.unwrap_or(Value::Literal(DEFAULT_W_STD)),
@@ -589,14 +622,21 @@ impl Lowering {
                     .unwrap_or_default();
                 return Err(Error::new(
                     key.span(),
-                    format!("unknown parameter `{other}`; expected one of {}{hint}", allowed.join(", ")),
+                    format!(
+                        "unknown parameter `{other}`; expected one of {}{hint}",
+                        allowed.join(", ")
+                    ),
                 ));
             }
         };
         if slot.is_some() {
             return Err(Error::new(key.span(), format!("`{key}` is given twice")));
         }
-        *slot = Some(value::std_value(&arg.value, &key.to_string(), &mut self.exprs)?);
+        *slot = Some(value::std_value(
+            &arg.value,
+            &key.to_string(),
+            &mut self.exprs,
+        )?);
         Ok(())
     }
 }
@@ -625,9 +665,15 @@ fn no_args(call: &LayerCall) -> Result<(), Error> {
 /// `act(path)`: exactly one positional path.
 fn user_path(call: &LayerCall) -> Result<syn::Path, Error> {
     let usage = "`act` names a type implementing `infw::UserActivation`: `act(my_crate::Swish)`";
-    let args = call.args.as_ref().ok_or_else(|| Error::new(call.name.span(), usage))?;
+    let args = call
+        .args
+        .as_ref()
+        .ok_or_else(|| Error::new(call.name.span(), usage))?;
     match args.list.as_slice() {
-        [Arg { key: None, value: syn::Expr::Path(p) }] if p.qself.is_none() => Ok(p.path.clone()),
+        [Arg {
+            key: None,
+            value: syn::Expr::Path(p),
+        }] if p.qself.is_none() => Ok(p.path.clone()),
         [arg] => Err(Error::new(arg.value.span(), format!("not a path: {usage}"))),
         _ => Err(Error::new(args.span, usage)),
     }
@@ -654,7 +700,10 @@ fn activation_params(call: &LayerCall, entry: &Entry) -> Result<Vec<f64>, Error>
                         } else {
                             format!("expected {}", names.join(", "))
                         };
-                        return Err(Error::new(key.span(), format!("unknown parameter `{key}`; {expected}{hint}")));
+                        return Err(Error::new(
+                            key.span(),
+                            format!("unknown parameter `{key}`; {expected}{hint}"),
+                        ));
                     }
                 }
             }
@@ -668,7 +717,10 @@ fn activation_params(call: &LayerCall, entry: &Entry) -> Result<Vec<f64>, Error>
             return Err(Error::new(arg.value.span(), msg));
         }
         if values[slot].is_some() {
-            return Err(Error::new(arg.value.span(), "this parameter is given twice"));
+            return Err(Error::new(
+                arg.value.span(),
+                "this parameter is given twice",
+            ));
         }
         values[slot] = Some(value::number(&arg.value, entry.params[slot].name)?);
     }
@@ -678,15 +730,24 @@ fn activation_params(call: &LayerCall, entry: &Entry) -> Result<Vec<f64>, Error>
             Some(v) => out.push(v),
             None => {
                 return Err(Error::new(
-                    call.args.as_ref().map(|a| a.span).unwrap_or(call.name.span()),
-                    format!("`{name}` needs its parameter `{}`: e.g. `{name}(0.1)`", p.name),
+                    call.args
+                        .as_ref()
+                        .map(|a| a.span)
+                        .unwrap_or(call.name.span()),
+                    format!(
+                        "`{name}` needs its parameter `{}`: e.g. `{name}(0.1)`",
+                        p.name
+                    ),
                 ))
             }
         }
     }
     (entry.check)(&out).map_err(|msg| {
         Error::new(
-            call.args.as_ref().map(|a| a.span).unwrap_or(call.name.span()),
+            call.args
+                .as_ref()
+                .map(|a| a.span)
+                .unwrap_or(call.name.span()),
             format!("`{name}`: {msg}"),
         )
     })?;

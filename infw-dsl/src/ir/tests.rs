@@ -36,7 +36,10 @@ fn a_chain_is_a_path_of_nodes_with_an_implied_readout() {
                 w_std: lit(1.0),
                 b_std: lit(0.0)
             },
-            Node::Activation { input: 2, rule: relu() },
+            Node::Activation {
+                input: 2,
+                rule: relu()
+            },
         ]
     );
     assert_eq!(
@@ -66,7 +69,13 @@ fn final_dense_is_the_readout_and_explicit_readout_sets_stds() {
 fn residual_lowers_to_fan_out_block_and_sum() {
     let net = lower_tokens(quote!(dense(8) residual(relu dense(8)) layer_norm relu)).unwrap();
     // 1 dense, 2 relu (block), 3 dense (block), 4 sum(1, 3), 5 layer_norm, 6 relu.
-    assert_eq!(net.nodes[2], Node::Activation { input: 1, rule: relu() });
+    assert_eq!(
+        net.nodes[2],
+        Node::Activation {
+            input: 1,
+            rule: relu()
+        }
+    );
     assert_eq!(net.nodes[4], Node::Sum { inputs: vec![1, 3] });
     assert_eq!(net.nodes[5], Node::LayerNorm { input: 4 });
     assert_eq!(net.readout.input, 6);
@@ -75,16 +84,34 @@ fn residual_lowers_to_fan_out_block_and_sum() {
 
 #[test]
 fn parallel_lowers_to_branches_and_concat() {
-    let net = lower_tokens(quote!(dense(8) relu parallel(dense(4) erf | dense(2)) dense(3))).unwrap();
-    assert_eq!(net.nodes[3], Node::Dense { input: 2, width: lit(4), w_std: lit(1.0), b_std: lit(0.0) });
-    assert_eq!(net.nodes[5], Node::Dense { input: 2, width: lit(2), w_std: lit(1.0), b_std: lit(0.0) });
+    let net =
+        lower_tokens(quote!(dense(8) relu parallel(dense(4) erf | dense(2)) dense(3))).unwrap();
+    assert_eq!(
+        net.nodes[3],
+        Node::Dense {
+            input: 2,
+            width: lit(4),
+            w_std: lit(1.0),
+            b_std: lit(0.0)
+        }
+    );
+    assert_eq!(
+        net.nodes[5],
+        Node::Dense {
+            input: 2,
+            width: lit(2),
+            w_std: lit(1.0),
+            b_std: lit(0.0)
+        }
+    );
     assert_eq!(net.nodes[6], Node::Concat { inputs: vec![4, 5] });
     assert_eq!(net.readout.input, 6);
 }
 
 #[test]
 fn expressions_are_numbered_and_literals_kept() {
-    let net = lower_tokens(quote!(dense(width, w_std = sigma) relu dense(4, b_std = 2f64.sqrt()))).unwrap();
+    let net = lower_tokens(quote!(dense(width, w_std = sigma) relu dense(4, b_std = 2f64.sqrt())))
+        .unwrap();
     assert_eq!(net.expressions, 3);
     match &net.nodes[1] {
         Node::Dense { width, w_std, .. } => {
@@ -118,8 +145,14 @@ fn errors_name_the_mistake() {
         (quote!(dense(8) residual()), "empty `residual`"),
         (quote!(dense(8) residual), "needs its layers in parentheses"),
         (quote!(dense(8) residual(relu)), "must end in a dense"),
-        (quote!(dense(8) residual(relu dense(4))), "differs from the stream"),
-        (quote!(dense(8) residual(rellu dense(8))), "did you mean `relu`"),
+        (
+            quote!(dense(8) residual(relu dense(4))),
+            "differs from the stream",
+        ),
+        (
+            quote!(dense(8) residual(rellu dense(8))),
+            "did you mean `relu`",
+        ),
         (quote!(dense(8) parallel(dense(4))), "two or more branches"),
         (quote!(dense(8) act(1.5)), "not a path"),
         (quote!(dense(8) act), "names a type"),
@@ -130,9 +163,15 @@ fn errors_name_the_mistake() {
             Ok(net) => panic!("{tokens}: accepted as {net:?}"),
             Err(e) => e.to_string(),
         };
-        assert!(msg.contains(expected), "{tokens}: got `{msg}`, expected `{expected}`");
+        assert!(
+            msg.contains(expected),
+            "{tokens}: got `{msg}`, expected `{expected}`"
+        );
     }
-    assert!(lower_tokens(quote!()).unwrap_err().to_string().contains("empty network"));
+    assert!(lower_tokens(quote!())
+        .unwrap_err()
+        .to_string()
+        .contains("empty network"));
 }
 
 #[test]

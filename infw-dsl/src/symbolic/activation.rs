@@ -12,7 +12,12 @@ use syn::spanned::Spanned;
 pub fn rule_type(rule: &Rule, rt: &TokenStream) -> TokenStream {
     match rule {
         Rule::Registry { entry, .. } => {
-            let ty = format_ident!("{}", infw_layers::activation::lookup(entry).expect("lowered from the registry").rust_type);
+            let ty = format_ident!(
+                "{}",
+                infw_layers::activation::lookup(entry)
+                    .expect("lowered from the registry")
+                    .rust_type
+            );
             quote!(#rt::dual::rules::#ty)
         }
         Rule::User(path) => {
@@ -38,14 +43,21 @@ pub fn node(w: &mut Walk, n: NodeId, input: NodeId, rule: &Rule) -> PairVars {
     let ty = rule_type(rule, &rt);
     let value = rule_value(rule, &rt);
     let (qn, qi) = (q(n), q(input));
-    let (diag, pt, field) = (format_ident!("diag{}", n), format_ident!("pt{}", n), format_ident!("a{}", n));
-    w.point.push(quote!(let (#diag, #pt) = #rt::dual::Dual::point(&#value, #qi);));
+    let (diag, pt, field) = (
+        format_ident!("diag{}", n),
+        format_ident!("pt{}", n),
+        format_ident!("a{}", n),
+    );
+    w.point
+        .push(quote!(let (#diag, #pt) = #rt::dual::Dual::point(&#value, #qi);));
     w.point.push(quote!(let #qn = #diag.phi;));
     w.field(field.clone(), Some(ty), quote!(#pt));
     let prev = w.vars[input].clone();
     let act = format_ident!("act{}", n);
     let (cov, par) = (&prev.cov, &prev.parallel);
-    w.pair.push(quote!(let #act = #rt::dual::Dual::pair(&#value, &x.#field, &t.#field, #cov, #par, want);));
+    w.pair.push(
+        quote!(let #act = #rt::dual::Dual::pair(&#value, &x.#field, &t.#field, #cov, #par, want);),
+    );
     PairVars {
         cov: quote!(#act.phi),
         ntk: prev.ntk.map(|t| quote!(#act.dphi * #t)),

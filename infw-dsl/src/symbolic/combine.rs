@@ -21,17 +21,29 @@ pub fn sum(w: &mut Walk, n: NodeId, inputs: &[NodeId]) -> PairVars {
 pub fn concat(w: &mut Walk, n: NodeId, inputs: &[NodeId]) -> PairVars {
     let widths: Vec<&Value<usize>> = inputs
         .iter()
-        .map(|&i| w.net.width(i).expect("lowering checked every branch has a width"))
+        .map(|&i| {
+            w.net
+                .width(i)
+                .expect("lowering checked every branch has a width")
+        })
         .collect();
-    let weights: Vec<Factor> = match widths.iter().map(|v| v.literal()).collect::<Option<Vec<usize>>>() {
+    let weights: Vec<Factor> = match widths
+        .iter()
+        .map(|v| v.literal())
+        .collect::<Option<Vec<usize>>>()
+    {
         Some(lits) => {
             let total: usize = lits.iter().sum();
-            lits.iter().map(|&k| Factor::Const(k as f64 / total as f64)).collect()
+            lits.iter()
+                .map(|&k| Factor::Const(k as f64 / total as f64))
+                .collect()
         }
         None => {
             let toks: Vec<TokenStream> = widths.iter().map(|v| usize_tokens(v)).collect();
             let total = quote!((#(#toks)+*) as f64);
-            toks.iter().map(|t| Factor::Tokens(quote!((#t as f64 / #total)))).collect()
+            toks.iter()
+                .map(|t| Factor::Tokens(quote!((#t as f64 / #total))))
+                .collect()
         }
     };
     weighted(w, n, inputs, &weights)
@@ -80,9 +92,14 @@ fn weighted(w: &mut Walk, n: NodeId, inputs: &[NodeId], weights: &[Factor]) -> P
             quote!(#rt::dual::Real::all_eq(x.#f, t.#f))
         })
         .collect();
-    let (cov, ntk, par) = (format_ident!("cov{}", n), format_ident!("ntk{}", n), format_ident!("par{}", n));
+    let (cov, ntk, par) = (
+        format_ident!("cov{}", n),
+        format_ident!("ntk{}", n),
+        format_ident!("par{}", n),
+    );
     w.pair.push(quote!(let #cov = #(#covs)+*;));
-    w.pair.push(quote!(let #par = #rt::Parallel::combine(&[#(#pars),*], #(#equal)&&*);));
+    w.pair
+        .push(quote!(let #par = #rt::Parallel::combine(&[#(#pars),*], #(#equal)&&*);));
     let ntk = if ntks.is_empty() {
         None
     } else {

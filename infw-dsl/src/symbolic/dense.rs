@@ -19,7 +19,13 @@ use quote::{format_ident, quote};
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 
 /// A hidden dense node `n` reading `input`.
-pub fn hidden(w: &mut Walk, n: NodeId, input: NodeId, w_std: &Value<f64>, b_std: &Value<f64>) -> PairVars {
+pub fn hidden(
+    w: &mut Walk,
+    n: NodeId,
+    input: NodeId,
+    w_std: &Value<f64>,
+    b_std: &Value<f64>,
+) -> PairVars {
     let (w2, b2) = (square(w_std), square(b_std));
     let (qn, qi) = (q(n), q(input));
     let point = b2.plus(w2.times(quote!(#qi)));
@@ -106,7 +112,9 @@ pub fn adam_limit(w: &mut Walk) -> (TokenStream, Vec<TokenStream>) {
         factor(&r.b_std).plus(factor(&r.w_std).times(s))
     };
     // The reader of every node (a chain: at most one), `None` for the readout's input.
-    let reader = |n: NodeId| -> Option<NodeId> { (n + 1..net.nodes.len()).find(|&m| net.nodes[m].inputs().contains(&n)) };
+    let reader = |n: NodeId| -> Option<NodeId> {
+        (n + 1..net.nodes.len()).find(|&m| net.nodes[m].inputs().contains(&n))
+    };
     // Backward covariances from the readout down: point `bp{n}` (f64, unscaled) and pair
     // `sp{n}` = √(2/π)·P(x,x').
     let mut stmts = Vec::new();
@@ -143,7 +151,9 @@ pub fn adam_limit(w: &mut Walk) -> (TokenStream, Vec<TokenStream>) {
                         (quote!(#bpm * #ln * #ln), quote!(#spm * x.#ln * t.#ln))
                     }
                     Node::Input | Node::Sum { .. } | Node::Concat { .. } => {
-                        unreachable!("adam_limit() admits chains of dense, activation and layer_norm only")
+                        unreachable!(
+                            "adam_limit() admits chains of dense, activation and layer_norm only"
+                        )
                     }
                 }
             }
@@ -176,7 +186,11 @@ pub fn adam_limit(w: &mut Walk) -> (TokenStream, Vec<TokenStream>) {
             }
             _ => (n, None),
         };
-        let (bp, sp, ip) = (format_ident!("bp{}", gauss), format_ident!("sp{}", gauss), format_ident!("ip{}", gauss));
+        let (bp, sp, ip) = (
+            format_ident!("bp{}", gauss),
+            format_ident!("sp{}", gauss),
+            format_ident!("ip{}", gauss),
+        );
         w.field(ip.clone(), None, quote!(#rt::dual::inv_sqrt_or_zero(#bp)));
         let b = match dsign {
             Some(d) => quote!(t.#ip * #sp * #d),

@@ -173,7 +173,9 @@ mod tests {
 
     #[test]
     fn parses_blocks_and_branches() {
-        let items = parse(quote!(dense(8) residual(relu dense(8)) parallel(dense(4) | dense(2) relu))).unwrap();
+        let items =
+            parse(quote!(dense(8) residual(relu dense(8)) parallel(dense(4) | dense(2) relu)))
+                .unwrap();
         assert_eq!(items.len(), 3);
         match (&items[1], &items[2]) {
             (Item::Block(r), Item::Block(p)) => {

@@ -92,7 +92,8 @@ pub fn closed_form(a: f64, b: f64, c: f64, parallel: Parallel) -> (f64, f64) {
     let asin_r = r.asin();
     let phi = 0.25 * c + s * ((r / s) * (r / (s * w)) + p * q * w + r * asin_r) / (2.0 * PI);
     let ab = alpha * beta;
-    let dphi = 0.25 + asin_r / (2.0 * PI) + r * (ab / (w * w) + ab + alpha + beta * p) / (2.0 * PI * w);
+    let dphi =
+        0.25 + asin_r / (2.0 * PI) + r * (ab / (w * w) + ab + alpha + beta * p) / (2.0 * PI * w);
     (phi, dphi)
 }
 
@@ -112,7 +113,14 @@ impl Dual for Gelu {
         splat_point(point)
     }
 
-    fn pair<T: Real>(&self, a: &NumPoint<T>, b: &NumPoint<T>, c: T, parallel: Parallel, want: Want) -> PairDual<T> {
+    fn pair<T: Real>(
+        &self,
+        a: &NumPoint<T>,
+        b: &NumPoint<T>,
+        c: T,
+        parallel: Parallel,
+        want: Want,
+    ) -> PairDual<T> {
         let out_parallel = carry(Parity::Neither, parallel, a.var.var.all_eq(b.var.var));
         per_lane(&a.var, &b.var, c, out_parallel, |a, b, c| {
             let (phi, dphi) = closed_form(a, b, c, parallel);
@@ -164,11 +172,18 @@ mod tests {
         // is 1 ± ε); gelu's atan2(c, Δ) is well conditioned at ρ = 1 (Δ ≥ 1), and we measure
         // 4e-16 and 2e-16: checked at 1e-13 on both, relative to max |entry|.
         let case = Case::load("gelu_depth2");
-        let err = network_kernels(&case, &[(1.5, 0.1), (1.5, 0.1), (1.0, 0.0)], |a, b, c, par| {
-            let out = Gelu.pair(&NumPoint::new(a), &NumPoint::new(b), c, par, Want::NNGP_NTK);
-            (out.phi, out.dphi)
-        });
-        assert!(err.off_diagonal <= 1e-13 && err.diagonal <= 1e-13, "{err:?}");
+        let err = network_kernels(
+            &case,
+            &[(1.5, 0.1), (1.5, 0.1), (1.0, 0.0)],
+            |a, b, c, par| {
+                let out = Gelu.pair(&NumPoint::new(a), &NumPoint::new(b), c, par, Want::NNGP_NTK);
+                (out.phi, out.dphi)
+            },
+        );
+        assert!(
+            err.off_diagonal <= 1e-13 && err.diagonal <= 1e-13,
+            "{err:?}"
+        );
         eprintln!("gelu vs neural-tangents: {err:?}");
     }
 
@@ -177,26 +192,51 @@ mod tests {
         // Two independent computations of the same expectations; the engine's accuracy
         // (≈1e-12 of E|φφ|) dominates: checked at 1e-10·(1 + |value|).
         let mut worst: f64 = 0.0;
-        for (a, b) in [(0.3, 0.8), (1.0, 1.0), (2.5, 0.4), (6.0, 9.0), (0.0, 1.3), (1e-3, 4.0)] {
+        for (a, b) in [
+            (0.3, 0.8),
+            (1.0, 1.0),
+            (2.5, 0.4),
+            (6.0, 9.0),
+            (0.0, 1.3),
+            (1e-3, 4.0),
+        ] {
             for rho in [-0.95, -0.5, 0.0, 0.3, 0.9, 0.999] {
                 let c = rho * (a * b as f64).sqrt();
                 let (phi, dphi) = closed_form(a, b, c, Parallel::Unknown);
-                let n = pair_moments(&Gelu::PHI, &Gelu::DPHI, a, b, c, Parallel::Unknown, Want::NNGP_NTK);
+                let n = pair_moments(
+                    &Gelu::PHI,
+                    &Gelu::DPHI,
+                    a,
+                    b,
+                    c,
+                    Parallel::Unknown,
+                    Want::NNGP_NTK,
+                );
                 for (x, y) in [(phi, n.phi), (dphi, n.dphi)] {
                     let e = (x - y).abs() / (1.0 + y.abs());
                     worst = worst.max(e);
-                    assert!(e <= 1e-10, "({a}, {b}, ρ = {rho}): closed {x}, numerical {y}");
+                    assert!(
+                        e <= 1e-10,
+                        "({a}, {b}, ρ = {rho}): closed {x}, numerical {y}"
+                    );
                 }
             }
         }
-        for (a, b, par) in [(1.7, 1.7, Parallel::Positive), (0.6, 2.4, Parallel::Positive), (1.2, 0.3, Parallel::Negative)] {
+        for (a, b, par) in [
+            (1.7, 1.7, Parallel::Positive),
+            (0.6, 2.4, Parallel::Positive),
+            (1.2, 0.3, Parallel::Negative),
+        ] {
             let c = if par == Parallel::Negative { -1.0 } else { 1.0 } * (a * b as f64).sqrt();
             let (phi, dphi) = closed_form(a, b, c, par);
             let n = pair_moments(&Gelu::PHI, &Gelu::DPHI, a, b, c, par, Want::NNGP_NTK);
             for (x, y) in [(phi, n.phi), (dphi, n.dphi)] {
                 let e = (x - y).abs() / (1.0 + y.abs());
                 worst = worst.max(e);
-                assert!(e <= 1e-10, "parallel ({a}, {b}, {par:?}): closed {x}, numerical {y}");
+                assert!(
+                    e <= 1e-10,
+                    "parallel ({a}, {b}, {par:?}): closed {x}, numerical {y}"
+                );
             }
         }
         eprintln!("gelu closed forms vs engine: max error {worst:e}");
@@ -211,15 +251,27 @@ mod tests {
             let theta = f64::acos(rho);
             let relu_j = 1e300 / (2.0 * PI) * ((1.0 - rho * rho).sqrt() + (PI - theta) * rho);
             let (phi, dphi) = closed_form(a, b, rho * 1e300, Parallel::Unknown);
-            assert!((phi / relu_j - 1.0).abs() < 1e-12 || (phi - relu_j).abs() < 1e288, "{rho}: {phi} vs {relu_j}");
-            assert!((dphi - (PI - theta) / (2.0 * PI)).abs() < 1e-12, "{rho}: {dphi}");
+            assert!(
+                (phi / relu_j - 1.0).abs() < 1e-12 || (phi - relu_j).abs() < 1e288,
+                "{rho}: {phi} vs {relu_j}"
+            );
+            assert!(
+                (dphi - (PI - theta) / (2.0 * PI)).abs() < 1e-12,
+                "{rho}: {dphi}"
+            );
         }
         // Zero variances: φ(0) = 0, φ'(0) = 1/2.
         assert_eq!(closed_form(0.0, 0.0, 0.0, Parallel::Unknown), (0.0, 0.25));
         // u ≡ 0: E[φ(0)φ(v)] = 0 and E[φ'(0)φ'(v)] = ½·E[Φ(v) + vϕ(v)] = ¼.
         let (p, d) = closed_form(0.0, 2.0, 0.0, Parallel::Positive);
         assert!(p == 0.0 && (d - 0.25).abs() < 1e-15, "{p} {d}");
-        let out = Gelu.pair(&NumPoint::new(1e300), &NumPoint::new(0.0), 0.0, Parallel::Unknown, Want::ALL);
+        let out = Gelu.pair(
+            &NumPoint::new(1e300),
+            &NumPoint::new(0.0),
+            0.0,
+            Parallel::Unknown,
+            Want::ALL,
+        );
         for v in [out.phi, out.dphi, out.sign, out.dsign] {
             assert!(v.is_finite());
         }

@@ -90,14 +90,23 @@ fn parse(s: &[u8], pos: &mut usize) -> Json {
         *pos += 1;
     }
     let token = std::str::from_utf8(&s[begin..*pos]).unwrap();
-    Json::Number(token.parse().unwrap_or_else(|_| panic!("bad number {token}")))
+    Json::Number(
+        token
+            .parse()
+            .unwrap_or_else(|_| panic!("bad number {token}")),
+    )
 }
 
 /// NNGP and NTK of `dense(w₁, b₁) φ dense(w₂, b₂) φ … dense(w_L, b_L)` (NTK
 /// parameterization, K⁰ = x·x'/d; docs/math.md §3) for every pair of the case, compared
 /// with the reference. `act(a, b, c, parallel)` returns (E[φφ], E[φ'φ']).
-pub fn network_kernels(case: &Case, dense: &[(f64, f64)], act: impl Fn(f64, f64, f64, Parallel) -> (f64, f64)) -> Errors {
-    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>() / x.len() as f64;
+pub fn network_kernels(
+    case: &Case,
+    dense: &[(f64, f64)],
+    act: impl Fn(f64, f64, f64, Parallel) -> (f64, f64),
+) -> Errors {
+    let dot =
+        |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>() / x.len() as f64;
     // (nngp, ntk) of one pair; `same`: the pair is a point with itself.
     let pair = |x: &[f64], y: &[f64], same: bool| -> (f64, f64) {
         let (mut a, mut b, mut c) = (dot(x, x), dot(y, y), dot(x, y));
@@ -109,7 +118,11 @@ pub fn network_kernels(case: &Case, dense: &[(f64, f64)], act: impl Fn(f64, f64,
             c = w2 * c + b2;
             theta = c + w2 * theta;
             if l + 1 < dense.len() {
-                let par = if same { Parallel::Positive } else { Parallel::Unknown };
+                let par = if same {
+                    Parallel::Positive
+                } else {
+                    Parallel::Unknown
+                };
                 let (phi, dphi) = act(a, b, c, par);
                 let (phi_a, _) = act(a, a, a, Parallel::Positive);
                 let (phi_b, _) = act(b, b, b, Parallel::Positive);
@@ -123,7 +136,10 @@ pub fn network_kernels(case: &Case, dense: &[(f64, f64)], act: impl Fn(f64, f64,
     };
     let mut errors = Errors::default();
     let check = |ours: &Matrix, reference: &Matrix, diagonal: bool, errors: &mut Errors| {
-        let scale = reference.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+        let scale = reference
+            .iter()
+            .flatten()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
         for (i, row) in reference.iter().enumerate() {
             for (j, &r) in row.iter().enumerate() {
                 let e = (ours[i][j] - r).abs() / scale;
@@ -142,10 +158,21 @@ pub fn network_kernels(case: &Case, dense: &[(f64, f64)], act: impl Fn(f64, f64,
         let kernels: Vec<Vec<(f64, f64)>> = xs
             .iter()
             .enumerate()
-            .map(|(i, x)| ys.iter().enumerate().map(|(j, y)| pair(x, y, diagonal && i == j)).collect())
+            .map(|(i, x)| {
+                ys.iter()
+                    .enumerate()
+                    .map(|(j, y)| pair(x, y, diagonal && i == j))
+                    .collect()
+            })
             .collect();
-        let ours_nngp: Matrix = kernels.iter().map(|r| r.iter().map(|k| k.0).collect()).collect();
-        let ours_ntk: Matrix = kernels.iter().map(|r| r.iter().map(|k| k.1).collect()).collect();
+        let ours_nngp: Matrix = kernels
+            .iter()
+            .map(|r| r.iter().map(|k| k.0).collect())
+            .collect();
+        let ours_ntk: Matrix = kernels
+            .iter()
+            .map(|r| r.iter().map(|k| k.1).collect())
+            .collect();
         check(&ours_nngp, nngp, diagonal, &mut errors);
         check(&ours_ntk, ntk, diagonal, &mut errors);
     }

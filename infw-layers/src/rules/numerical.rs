@@ -164,7 +164,11 @@ impl SignPattern {
                     (Some(l), None) => [1.0, 0.5, 2.0].map(|t| l + t * (1.0 + l.abs())),
                     (None, None) => [0.0, 1.0, -1.0],
                 };
-                probes.iter().map(|&x| sign0(f(x))).find(|&s| s != 0.0).unwrap_or(0.0)
+                probes
+                    .iter()
+                    .map(|&x| sign0(f(x)))
+                    .find(|&s| s != 0.0)
+                    .unwrap_or(0.0)
             })
             .collect();
         SignPattern { points, signs }
@@ -352,7 +356,11 @@ pub(crate) fn kronrod21(mut f: impl FnMut(f64) -> f64, lo: f64, hi: f64) -> f64 
 /// ∫ f over [breaks[0], breaks[last]] by globally adaptive Gauss–Kronrod: the panel with the
 /// largest error (relative to each component's ∫|f|) is halved until the total error is at
 /// most `tol`·∫|f| per component, or [`MAX_PANELS`] is reached.
-fn adaptive<const N: usize>(f: &mut impl FnMut(f64) -> [f64; N], breaks: &[f64], tol: f64) -> [f64; N] {
+fn adaptive<const N: usize>(
+    f: &mut impl FnMut(f64) -> [f64; N],
+    breaks: &[f64],
+    tol: f64,
+) -> [f64; N] {
     let mut panels: Vec<Panel<N>> = breaks
         .windows(2)
         .filter(|w| w[1] > w[0])
@@ -475,7 +483,10 @@ fn seen(points: &[f64], scale: f64, width: f64, out: &mut Vec<Feature>) {
     out.extend(
         points
             .iter()
-            .map(|&r| Feature { at: r / scale, width: width / scale.abs() })
+            .map(|&r| Feature {
+                at: r / scale,
+                width: width / scale.abs(),
+            })
             .filter(|f| f.at.is_finite()),
     );
 }
@@ -486,8 +497,14 @@ fn seen(points: &[f64], scale: f64, width: f64, out: &mut Vec<Feature>) {
 /// Gaussian's scale, at every feature, and around a feature of width w < 1 at distances
 /// w·4ᵏ, so that each panel is smooth on its own scale (a step smoothed over 1e-8 next to
 /// a jump of the other factor is then integrated, not overlooked).
-fn expect<const N: usize>(g: &mut impl FnMut(f64) -> [f64; N], features: &[Feature], tol: f64) -> [f64; N] {
-    let gh = features.iter().all(|f| !(f.at.abs() <= GH_REACH) || f.width >= MIN_GH_WIDTH);
+fn expect<const N: usize>(
+    g: &mut impl FnMut(f64) -> [f64; N],
+    features: &[Feature],
+    tol: f64,
+) -> [f64; N] {
+    let gh = features
+        .iter()
+        .all(|f| !(f.at.abs() <= GH_REACH) || f.width >= MIN_GH_WIDTH);
     if gh {
         let sum = |g: &mut dyn FnMut(f64) -> [f64; N], rule: &[(f64, f64)]| {
             let (mut s, mut l1) = ([0.0; N], [0.0; N]);
@@ -596,8 +613,16 @@ fn fast_product(
     let n = (TRAP_RANGE / hx).floor() as i64;
     // φ and φ' on the v grid, filled on demand (NaN: not yet computed).
     let reach = TRAP_RANGE * (n as f64 * hx * beta.abs() / TRAP_RANGE + gamma) + 2.0 * hv;
-    let j0 = if tiny { 0 } else { -(reach / hv).ceil() as i64 - 2 };
-    let mut cache: Vec<[f64; 2]> = if tiny { Vec::new() } else { vec![[f64::NAN; 2]; (2 * -j0 + 1) as usize] };
+    let j0 = if tiny {
+        0
+    } else {
+        -(reach / hv).ceil() as i64 - 2
+    };
+    let mut cache: Vec<[f64; 2]> = if tiny {
+        Vec::new()
+    } else {
+        vec![[f64::NAN; 2]; (2 * -j0 + 1) as usize]
+    };
     let mut inner = |mu: f64, stride: i64| -> [f64; 2] {
         if tiny {
             let mut m = [0.0; 2];
@@ -626,7 +651,10 @@ fn fast_product(
             let cell = &mut cache[idx];
             if cell[0].is_nan() {
                 let v = (j * stride) as f64 * hv;
-                *cell = [if want[0] { f(v) } else { 0.0 }, if want[1] { df(v) } else { 0.0 }];
+                *cell = [
+                    if want[0] { f(v) } else { 0.0 },
+                    if want[1] { df(v) } else { 0.0 },
+                ];
             }
             m[0] += w * cell[0];
             m[1] += w * cell[1];
@@ -641,7 +669,10 @@ fn fast_product(
         let x = i as f64 * hx;
         let w = hx * density(x);
         let u = sa * x;
-        let fu = [if want[0] { f(u) } else { 0.0 }, if want[1] { df(u) } else { 0.0 }];
+        let fu = [
+            if want[0] { f(u) } else { 0.0 },
+            if want[1] { df(u) } else { 0.0 },
+        ];
         let m = inner(beta * x, 1);
         for k in 0..2 {
             fine[k] += w * fu[k] * m[k];
@@ -670,11 +701,19 @@ fn fast_sign(
     patterns: [&SignPattern; 2],
     want: [bool; 2],
 ) -> Option<[f64; 2]> {
-    let has_steps = want[0] && !patterns[0].points.is_empty() || want[1] && !patterns[1].points.is_empty();
+    let has_steps =
+        want[0] && !patterns[0].points.is_empty() || want[1] && !patterns[1].points.is_empty();
     if has_steps && !(gamma > 0.0) {
         return None;
     }
-    let hx = outer_step(sa, if has_steps { 0.4 * gamma / beta.abs() } else { 0.0 })?;
+    let hx = outer_step(
+        sa,
+        if has_steps {
+            0.4 * gamma / beta.abs()
+        } else {
+            0.0
+        },
+    )?;
     let n = (TRAP_RANGE / hx).floor() as i64;
     let (mut fine, mut coarse, mut l1) = ([0.0; 2], [0.0; 2], [0.0; 2]);
     for i in -n..=n {
@@ -683,8 +722,16 @@ fn fast_sign(
         let u = sa * x;
         let mu = beta * x;
         let g = [
-            if want[0] { f(u) * patterns[0].cond(mu, gamma) } else { 0.0 },
-            if want[1] { df(u) * patterns[1].cond(mu, gamma) } else { 0.0 },
+            if want[0] {
+                f(u) * patterns[0].cond(mu, gamma)
+            } else {
+                0.0
+            },
+            if want[1] {
+                df(u) * patterns[1].cond(mu, gamma)
+            } else {
+                0.0
+            },
         ];
         for k in 0..2 {
             fine[k] += w * g[k];
@@ -854,7 +901,15 @@ fn moments(
     let fast = fast && phi.smooth && dphi.smooth;
     let mut sign_done = !(want_sign || want_dsign);
     if fast && !sign_done {
-        if let Some([s, d]) = fast_sign(f, df, sa, beta, gamma, [&pv_phi, &pv_dphi], [want_sign, want_dsign]) {
+        if let Some([s, d]) = fast_sign(
+            f,
+            df,
+            sa,
+            beta,
+            gamma,
+            [&pv_phi, &pv_dphi],
+            [want_sign, want_dsign],
+        ) {
             (out.sign, out.dsign) = (s, d);
             sign_done = true;
         }
@@ -877,8 +932,16 @@ fn moments(
                 let u = sa * x;
                 let mu = beta * x;
                 [
-                    if want_sign { f(u) * pv_phi.cond(mu, gamma) } else { 0.0 },
-                    if want_dsign { df(u) * pv_dphi.cond(mu, gamma) } else { 0.0 },
+                    if want_sign {
+                        f(u) * pv_phi.cond(mu, gamma)
+                    } else {
+                        0.0
+                    },
+                    if want_dsign {
+                        df(u) * pv_dphi.cond(mu, gamma)
+                    } else {
+                        0.0
+                    },
                 ]
             },
             &xs,
@@ -904,7 +967,10 @@ fn moments(
                     zs.clear();
                     zs.extend(
                         fv.iter()
-                            .map(|&r| Feature { at: (r - mu) / gamma, width: width / gamma })
+                            .map(|&r| Feature {
+                                at: (r - mu) / gamma,
+                                width: width / gamma,
+                            })
                             .filter(|f| f.at.is_finite()),
                     );
                     expect(

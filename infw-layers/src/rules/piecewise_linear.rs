@@ -251,14 +251,24 @@ impl Dual for LeakyRelu {
         splat_var(point)
     }
     #[inline(always)]
-    fn pair<T: Real>(&self, a: &Var<T>, b: &Var<T>, c: T, parallel: Parallel, want: Want) -> PairDual<T> {
+    fn pair<T: Real>(
+        &self,
+        a: &Var<T>,
+        b: &Var<T>,
+        c: T,
+        parallel: Parallel,
+        want: Want,
+    ) -> PairDual<T> {
         self.core().pair(a, b, c, parallel, want)
     }
 }
 
 impl Rule for LeakyRelu {
     const NAME: &'static str = "leaky_relu";
-    const PARAMS: &'static [Param] = &[Param { name: "alpha", default: None }];
+    const PARAMS: &'static [Param] = &[Param {
+        name: "alpha",
+        default: None,
+    }];
     const SUMMARY: &'static str = "max(u, 0) + α·min(u, 0); arc-cosine closed forms";
     fn check(params: &[f64]) -> Result<(), String> {
         match params {

@@ -145,7 +145,11 @@ mod tests {
             for i in -80..=80 {
                 let u = i as f64 * 0.1;
                 let fd = (f(u + h) - f(u - h)) / (2.0 * h);
-                assert!((fd - df(u)).abs() <= 1e-9 * (1.0 + u.abs()), "{name}' at {u}: {} vs {fd}", df(u));
+                assert!(
+                    (fd - df(u)).abs() <= 1e-9 * (1.0 + u.abs()),
+                    "{name}' at {u}: {} vs {fd}",
+                    df(u)
+                );
             }
         }
     }
@@ -158,7 +162,10 @@ mod tests {
         assert!(silu_derivative(r).abs() < 1e-15);
         for u in [-700.0, -30.0, -3.0, -1.0, 0.5, 3.0, 30.0, 700.0] {
             assert_eq!(tanh(u).signum(), u.signum());
-            assert!(tanh_derivative(u) > 0.0 || u.abs() > 350.0, "sech² underflows only past 350");
+            assert!(
+                tanh_derivative(u) > 0.0 || u.abs() > 350.0,
+                "sech² underflows only past 350"
+            );
             assert!(softplus(u) > 0.0 && logistic(u) > 0.0);
             assert_eq!(silu(u).signum(), u.signum());
         }
@@ -167,7 +174,15 @@ mod tests {
     #[test]
     fn tails_are_finite_and_exact() {
         for u in [-1e300, -800.0, -40.0, 40.0, 800.0, 1e300] {
-            for v in [tanh(u), tanh_derivative(u), softplus(u), logistic(u), silu(u), silu_derivative(u), sigmoid_derivative(u)] {
+            for v in [
+                tanh(u),
+                tanh_derivative(u),
+                softplus(u),
+                logistic(u),
+                silu(u),
+                silu_derivative(u),
+                sigmoid_derivative(u),
+            ] {
                 assert!(v.is_finite(), "{u}");
             }
         }

@@ -103,7 +103,13 @@ pub fn dawson(x: f64) -> f64 {
         let panels = (2.0 * ax * top / 4.0).ceil().max(1.0) as usize;
         let h = top / panels as f64;
         (0..panels)
-            .map(|i| kronrod21(|s| (-s * (2.0 * ax - s)).exp(), i as f64 * h, (i + 1) as f64 * h))
+            .map(|i| {
+                kronrod21(
+                    |s| (-s * (2.0 * ax - s)).exp(),
+                    i as f64 * h,
+                    (i + 1) as f64 * h,
+                )
+            })
             .sum()
     };
     if x.is_nan() {
@@ -187,9 +193,15 @@ macro_rules! trig_rule {
                 let sin2 = -0.5 * (-2.0 * a).exp_m1();
                 let cos2 = 0.5 * (1.0 + (-2.0 * a).exp());
                 let diag = if $cos {
-                    DiagDual { phi: cos2, dphi: sin2 }
+                    DiagDual {
+                        phi: cos2,
+                        dphi: sin2,
+                    }
                 } else {
-                    DiagDual { phi: sin2, dphi: cos2 }
+                    DiagDual {
+                        phi: sin2,
+                        dphi: cos2,
+                    }
                 };
                 (diag, Var::new(a))
             }
@@ -202,9 +214,18 @@ macro_rules! trig_rule {
                 splat_var(point)
             }
 
-            fn pair<T: Real>(&self, a: &Var<T>, b: &Var<T>, c: T, parallel: Parallel, want: Want) -> PairDual<T> {
+            fn pair<T: Real>(
+                &self,
+                a: &Var<T>,
+                b: &Var<T>,
+                c: T,
+                parallel: Parallel,
+                want: Want,
+            ) -> PairDual<T> {
                 let out_parallel = carry($parity, parallel, a.var.all_eq(b.var));
-                per_lane(a, b, c, out_parallel, |a, b, c| trig_pair($cos, a, b, c, parallel, want))
+                per_lane(a, b, c, out_parallel, |a, b, c| {
+                    trig_pair($cos, a, b, c, parallel, want)
+                })
             }
         }
 
@@ -226,8 +247,24 @@ macro_rules! trig_rule {
     };
 }
 
-trig_rule!(Sin, false, Parity::Odd, "sin", "sin(u); closed-form NNGP/NTK, sign kernels by an exact Fourier series", f64::sin, f64::cos);
-trig_rule!(Cos, true, Parity::Even, "cos", "cos(u); closed-form NNGP/NTK, sign kernels by an exact Fourier series", f64::cos, |u: f64| -u.sin());
+trig_rule!(
+    Sin,
+    false,
+    Parity::Odd,
+    "sin",
+    "sin(u); closed-form NNGP/NTK, sign kernels by an exact Fourier series",
+    f64::sin,
+    f64::cos
+);
+trig_rule!(
+    Cos,
+    true,
+    Parity::Even,
+    "cos",
+    "cos(u); closed-form NNGP/NTK, sign kernels by an exact Fourier series",
+    f64::cos,
+    |u: f64| -u.sin()
+);
 
 #[cfg(test)]
 mod tests {
@@ -250,7 +287,10 @@ mod tests {
             (out.phi, out.dphi)
         });
         eprintln!("sin vs neural-tangents: {err:?}");
-        assert!(err.off_diagonal <= 1e-13 && err.diagonal <= 1e-12, "{err:?}");
+        assert!(
+            err.off_diagonal <= 1e-13 && err.diagonal <= 1e-12,
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -297,14 +337,33 @@ mod tests {
 
     /// sin for the engine, with its roots kπ within 45 standard deviations of v listed.
     fn engine(cos: bool, a: f64, b: f64, c: f64, par: Parallel, adaptive: bool) -> PairDual<f64> {
-        let run = if adaptive { pair_moments_adaptive } else { pair_moments };
+        let run = if adaptive {
+            pair_moments_adaptive
+        } else {
+            pair_moments
+        };
         let reach = 45.0 * b.sqrt() + 2.0 * PI;
         let n = (reach / PI).ceil() as i64;
         let sin_roots: Vec<f64> = (-n..=n).map(|k| k as f64 * PI).collect();
         let cos_roots: Vec<f64> = (-n..=n).map(|k| (k as f64 + 0.5) * PI).collect();
-        let sin = Fun { f: f64::sin, changes: SignChanges::Known(&sin_roots), parity: Parity::Odd, smooth: true };
-        let cosf = Fun { f: f64::cos, changes: SignChanges::Known(&cos_roots), parity: Parity::Even, smooth: true };
-        let msin = Fun { f: |u: f64| -u.sin(), changes: SignChanges::Known(&sin_roots), parity: Parity::Odd, smooth: true };
+        let sin = Fun {
+            f: f64::sin,
+            changes: SignChanges::Known(&sin_roots),
+            parity: Parity::Odd,
+            smooth: true,
+        };
+        let cosf = Fun {
+            f: f64::cos,
+            changes: SignChanges::Known(&cos_roots),
+            parity: Parity::Even,
+            smooth: true,
+        };
+        let msin = Fun {
+            f: |u: f64| -u.sin(),
+            changes: SignChanges::Known(&sin_roots),
+            parity: Parity::Odd,
+            smooth: true,
+        };
         if cos {
             run(&cosf, &msin, a, b, c, par, Want::ALL)
         } else {
@@ -322,7 +381,12 @@ mod tests {
             let ours = trig_pair(cos, a, b, c, par, Want::ALL);
             for adaptive in [false, true] {
                 let num = engine(cos, a, b, c, par, adaptive);
-                for (what, x, y) in [("E[φφ]", ours.phi, num.phi), ("E[φ'φ']", ours.dphi, num.dphi), ("S", ours.sign, num.sign), ("D", ours.dsign, num.dsign)] {
+                for (what, x, y) in [
+                    ("E[φφ]", ours.phi, num.phi),
+                    ("E[φ'φ']", ours.dphi, num.dphi),
+                    ("S", ours.sign, num.sign),
+                    ("D", ours.dsign, num.dsign),
+                ] {
                     worst = worst.max((x - y).abs());
                     assert!((x - y).abs() <= 1e-10, "cos={cos} {what} at ({a}, {b}, {c}, {par:?}): {x} vs engine (adaptive: {adaptive}) {y}");
                 }
@@ -333,7 +397,14 @@ mod tests {
                 run(cos, a, b, rho * (a * b as f64).sqrt(), Parallel::Unknown);
             }
         }
-        for (a, b, par) in [(1.3, 1.3, Parallel::Positive), (0.5, 2.0, Parallel::Positive), (2.0, 2.0, Parallel::Negative), (0.0, 1.0, Parallel::Unknown), (1.0, 0.0, Parallel::Unknown), (1e-4, 1e-3, Parallel::Positive)] {
+        for (a, b, par) in [
+            (1.3, 1.3, Parallel::Positive),
+            (0.5, 2.0, Parallel::Positive),
+            (2.0, 2.0, Parallel::Negative),
+            (0.0, 1.0, Parallel::Unknown),
+            (1.0, 0.0, Parallel::Unknown),
+            (1e-4, 1e-3, Parallel::Positive),
+        ] {
             let c = if par == Parallel::Negative { -1.0 } else { 1.0 } * (a * b as f64).sqrt();
             for cos in [false, true] {
                 run(cos, a, b, c, par);
@@ -365,9 +436,18 @@ mod tests {
             }
             let nf = n as f64;
             let (m, q) = (m / nf, q / nf);
-            let (se_m, se_q) = (((m2 / nf - m * m) / nf).sqrt(), ((q2 / nf - q * q) / nf).sqrt());
-            assert!((m - s).abs() <= 5.0 * se_m, "S at ({a}, {b}, {rho}): {s} vs MC {m} ± {se_m}");
-            assert!((q - d).abs() <= 5.0 * se_q, "D at ({a}, {b}, {rho}): {d} vs MC {q} ± {se_q}");
+            let (se_m, se_q) = (
+                ((m2 / nf - m * m) / nf).sqrt(),
+                ((q2 / nf - q * q) / nf).sqrt(),
+            );
+            assert!(
+                (m - s).abs() <= 5.0 * se_m,
+                "S at ({a}, {b}, {rho}): {s} vs MC {m} ± {se_m}"
+            );
+            assert!(
+                (q - d).abs() <= 5.0 * se_q,
+                "D at ({a}, {b}, {rho}): {d} vs MC {q} ± {se_q}"
+            );
         }
     }
 
@@ -377,10 +457,17 @@ mod tests {
         // both exact to rounding; the kernels are continuous in b, so they agree to 1e-13.
         for (a, rho) in [(1.0, 0.5), (0.01, 0.99), (5.0, -0.3), (2.0, 1.0)] {
             let (b1, b2) = (SMALL_B, SMALL_B * (1.0 + 1e-12));
-            let par = if rho == 1.0 { Parallel::Positive } else { Parallel::Unknown };
+            let par = if rho == 1.0 {
+                Parallel::Positive
+            } else {
+                Parallel::Unknown
+            };
             let (s1, d1) = sign_kernels(a, b1, rho * (a * b1).sqrt(), par);
             let (s2, d2) = sign_kernels(a, b2, rho * (a * b2).sqrt(), par);
-            assert!((s1 - s2).abs() <= 1e-13 && (d1 - d2).abs() <= 1e-13, "a={a} ρ={rho}: ({s1}, {d1}) vs ({s2}, {d2})");
+            assert!(
+                (s1 - s2).abs() <= 1e-13 && (d1 - d2).abs() <= 1e-13,
+                "a={a} ρ={rho}: ({s1}, {d1}) vs ({s2}, {d2})"
+            );
         }
     }
 
@@ -391,22 +478,42 @@ mod tests {
         let (ss, cc) = closed_form(1e300, 1e300, 1e300, Parallel::Positive);
         assert_eq!((ss, cc), (0.5, 0.5));
         let (s, d) = sign_kernels(1e300, 1e300, 1e300, Parallel::Positive);
-        assert!((s - FRAC_2_PI).abs() < 1e-15 && (d - FRAC_2_PI).abs() < 1e-15, "{s} {d}");
+        assert!(
+            (s - FRAC_2_PI).abs() < 1e-15 && (d - FRAC_2_PI).abs() < 1e-15,
+            "{s} {d}"
+        );
         let (s, d) = sign_kernels(1e300, 1e300, 0.5e300, Parallel::Unknown);
         assert_eq!((s, d), (0.0, 0.0));
-        for (a, b, c) in [(1e300, 1e-300, 1.0), (1e-300, 1e300, 1.0), (0.0, 0.0, 0.0), (1e300, 0.0, 0.0), (4.0, 1e-20, 2e-10), (1e10, 1.0, 1e5)] {
+        for (a, b, c) in [
+            (1e300, 1e-300, 1.0),
+            (1e-300, 1e300, 1.0),
+            (0.0, 0.0, 0.0),
+            (1e300, 0.0, 0.0),
+            (4.0, 1e-20, 2e-10),
+            (1e10, 1.0, 1e5),
+        ] {
             for par in [Parallel::Unknown, Parallel::Positive, Parallel::Negative] {
                 for cos in [false, true] {
                     let out = trig_pair(cos, a, b, c, par, Want::ALL);
                     for v in [out.phi, out.dphi, out.sign, out.dsign] {
-                        assert!(v.is_finite() && v.abs() <= 1.0 + 1e-15, "{a} {b} {c} {par:?}: {out:?}");
+                        assert!(
+                            v.is_finite() && v.abs() <= 1.0 + 1e-15,
+                            "{a} {b} {c} {par:?}: {out:?}"
+                        );
                     }
                 }
             }
         }
         // Zero variance of v: sin 0 = 0, cos 0 = 1.
-        assert_eq!(trig_pair(false, 2.0, 0.0, 0.0, Parallel::Unknown, Want::ALL).sign, 0.0);
-        assert!((trig_pair(false, 2.0, 0.0, 0.0, Parallel::Unknown, Want::ALL).dsign - (-1.0f64).exp()).abs() < 1e-16);
+        assert_eq!(
+            trig_pair(false, 2.0, 0.0, 0.0, Parallel::Unknown, Want::ALL).sign,
+            0.0
+        );
+        assert!(
+            (trig_pair(false, 2.0, 0.0, 0.0, Parallel::Unknown, Want::ALL).dsign - (-1.0f64).exp())
+                .abs()
+                < 1e-16
+        );
     }
 
     #[test]
@@ -414,10 +521,24 @@ mod tests {
         let pts = [0.3, 1.0, 2.5, 0.0].map(Var::new);
         let c = F64x4([0.1, -0.5, 1.2, 0.0]);
         let b = Var::new(1.7);
-        let lanes = Sin.pair(&Sin::gather([&pts[0], &pts[1], &pts[2], &pts[3]]), &Sin::splat(&b), c, Parallel::Unknown, Want::ALL);
+        let lanes = Sin.pair(
+            &Sin::gather([&pts[0], &pts[1], &pts[2], &pts[3]]),
+            &Sin::splat(&b),
+            c,
+            Parallel::Unknown,
+            Want::ALL,
+        );
         for k in 0..4 {
             let one = Sin.pair(&pts[k], &b, c.0[k], Parallel::Unknown, Want::ALL);
-            assert_eq!((lanes.phi.0[k], lanes.dphi.0[k], lanes.sign.0[k], lanes.dsign.0[k]), (one.phi, one.dphi, one.sign, one.dsign));
+            assert_eq!(
+                (
+                    lanes.phi.0[k],
+                    lanes.dphi.0[k],
+                    lanes.sign.0[k],
+                    lanes.dsign.0[k]
+                ),
+                (one.phi, one.dphi, one.sign, one.dsign)
+            );
         }
     }
 }

@@ -34,7 +34,8 @@ numerical_dual!(User<A>, User::<A>::PHI, User::<A>::DPHI; A: UserActivation);
 
 impl<A: UserActivation> Rule for User<A> {
     const NAME: &'static str = "act";
-    const SUMMARY: &'static str = "a user's φ, act(path); numerical, sign changes located on a grid (docs/math.md §6)";
+    const SUMMARY: &'static str =
+        "a user's φ, act(path); numerical, sign changes located on a grid (docs/math.md §6)";
     fn from_params(_: &[f64]) -> Self {
         User(A::default())
     }
@@ -52,11 +53,11 @@ impl<A: UserActivation> Rule for User<A> {
 mod tests {
     //! A user's function with known kernels: the engine must find its sign changes itself.
     use super::*;
+    use crate::angle::Var;
     use crate::dual::Dual;
     use crate::pair::{Parallel, Want};
     use crate::rules::numerical::NumPoint;
     use crate::rules::{Relu, Tanh};
-    use crate::angle::Var;
 
     #[derive(Clone, Copy, Debug, Default, PartialEq)]
     struct Cube;
@@ -109,13 +110,24 @@ mod tests {
         let r = User(Cube);
         for (a, b, rho) in [(1.0, 1.0, 0.5), (0.4, 2.0, -0.8), (3.0, 0.7, 0.99)] {
             let c = rho * (a * b as f64).sqrt();
-            let out = r.pair(&NumPoint::new(a), &NumPoint::new(b), c, Parallel::Unknown, Want::ALL);
+            let out = r.pair(
+                &NumPoint::new(a),
+                &NumPoint::new(b),
+                c,
+                Parallel::Unknown,
+                Want::ALL,
+            );
             let (kappa, tau2) = (c / b, a - c * c / b);
             let k = (2.0 / std::f64::consts::PI).sqrt();
             let s = kappa.powi(3) * 2.0 * k * b.powf(1.5) + 3.0 * kappa * tau2 * k * b.sqrt();
             let scale = 15.0 * (a * b).powf(1.5);
             close(out.phi, 9.0 * a * b * c + 6.0 * c.powi(3), scale, "E[φφ]");
-            close(out.dphi, 9.0 * (a * b + 2.0 * c * c), 9.0 * 3.0 * a * b, "E[φ'φ']");
+            close(
+                out.dphi,
+                9.0 * (a * b + 2.0 * c * c),
+                9.0 * 3.0 * a * b,
+                "E[φ'φ']",
+            );
             close(out.sign, s, 4.0 * a.powf(1.5), "S");
             close(out.dsign, 3.0 * a, 3.0 * a, "D");
         }
@@ -126,18 +138,51 @@ mod tests {
         // relu: the kink and the zero half-line found by the grid match the closed forms;
         // tanh: the same kernels as the rule told its roots.
         let mut worst: f64 = 0.0;
-        for (a, b, rho) in [(1.0, 1.0, 0.5), (0.4, 2.0, -0.8), (3.0, 0.7, 0.99), (2.0, 1e-6, 0.3)] {
+        for (a, b, rho) in [
+            (1.0, 1.0, 0.5),
+            (0.4, 2.0, -0.8),
+            (3.0, 0.7, 0.99),
+            (2.0, 1e-6, 0.3),
+        ] {
             let c = rho * (a * b as f64).sqrt();
-            let ours = User(MyRelu).pair(&NumPoint::new(a), &NumPoint::new(b), c, Parallel::Unknown, Want::ALL);
+            let ours = User(MyRelu).pair(
+                &NumPoint::new(a),
+                &NumPoint::new(b),
+                c,
+                Parallel::Unknown,
+                Want::ALL,
+            );
             let exact = Relu.pair(&Var::new(a), &Var::new(b), c, Parallel::Unknown, Want::ALL);
             let scale = (a * b as f64).sqrt().max(a.sqrt()).max(1.0);
-            for (x, y) in [(ours.phi, exact.phi), (ours.dphi, exact.dphi), (ours.sign, exact.sign), (ours.dsign, exact.dsign)] {
+            for (x, y) in [
+                (ours.phi, exact.phi),
+                (ours.dphi, exact.dphi),
+                (ours.sign, exact.sign),
+                (ours.dsign, exact.dsign),
+            ] {
                 worst = worst.max((x - y).abs() / scale);
                 close(x, y, scale, &format!("relu at ({a}, {b}, {rho})"));
             }
-            let ours = User(MyTanh).pair(&NumPoint::new(a), &NumPoint::new(b), c, Parallel::Unknown, Want::ALL);
-            let known = Tanh.pair(&NumPoint::new(a), &NumPoint::new(b), c, Parallel::Unknown, Want::ALL);
-            for (x, y) in [(ours.phi, known.phi), (ours.dphi, known.dphi), (ours.sign, known.sign), (ours.dsign, known.dsign)] {
+            let ours = User(MyTanh).pair(
+                &NumPoint::new(a),
+                &NumPoint::new(b),
+                c,
+                Parallel::Unknown,
+                Want::ALL,
+            );
+            let known = Tanh.pair(
+                &NumPoint::new(a),
+                &NumPoint::new(b),
+                c,
+                Parallel::Unknown,
+                Want::ALL,
+            );
+            for (x, y) in [
+                (ours.phi, known.phi),
+                (ours.dphi, known.dphi),
+                (ours.sign, known.sign),
+                (ours.dsign, known.dsign),
+            ] {
                 worst = worst.max((x - y).abs());
                 close(x, y, 1.0, &format!("tanh at ({a}, {b}, {rho})"));
             }

@@ -21,8 +21,18 @@ fn erf(u: f64) -> f64 {
 fn derf(u: f64) -> f64 {
     FRAC_2_SQRT_PI * (-u * u).exp()
 }
-const ERF: Fun = Fun { f: erf, changes: SignChanges::Known(&[0.0]), parity: Parity::Odd, smooth: true };
-const DERF: Fun = Fun { f: derf, changes: SignChanges::Known(&[]), parity: Parity::Even, smooth: true };
+const ERF: Fun = Fun {
+    f: erf,
+    changes: SignChanges::Known(&[0.0]),
+    parity: Parity::Odd,
+    smooth: true,
+};
+const DERF: Fun = Fun {
+    f: derf,
+    changes: SignChanges::Known(&[]),
+    parity: Parity::Even,
+    smooth: true,
+};
 
 /// (a, b, ρ): both signs, unequal variances, ρ near ±1, small and large variances.
 const CASES: [(f64, f64, f64); 14] = [
@@ -60,13 +70,22 @@ type Engine = fn(&Fun, &Fun, f64, f64, f64, Parallel, Want) -> PairDual<f64>;
 const ENGINES: [(&str, Engine); 2] = [("fast", pair_moments), ("adaptive", pair_moments_adaptive)];
 
 fn all_cases() -> Vec<(f64, f64, f64, Parallel)> {
-    let mut v: Vec<_> = CASES.iter().map(|&(a, b, r)| (a, b, r * (a * b as f64).sqrt(), Parallel::Unknown)).collect();
+    let mut v: Vec<_> = CASES
+        .iter()
+        .map(|&(a, b, r)| (a, b, r * (a * b as f64).sqrt(), Parallel::Unknown))
+        .collect();
     v.extend_from_slice(&EDGES);
     v
 }
 
 /// Max of |x − y|/scale over the four kernels, asserting each ≤ 1e-10.
-fn compare(name: &str, case: (f64, f64, f64, Parallel), ours: PairDual, exact: PairDual, scale: [f64; 4]) -> f64 {
+fn compare(
+    name: &str,
+    case: (f64, f64, f64, Parallel),
+    ours: PairDual,
+    exact: PairDual,
+    scale: [f64; 4],
+) -> f64 {
     let mut worst: f64 = 0.0;
     let what = ["E[φφ]", "E[φ'φ']", "S", "D"];
     let xs = [ours.phi, ours.dphi, ours.sign, ours.dsign];
@@ -74,7 +93,13 @@ fn compare(name: &str, case: (f64, f64, f64, Parallel), ours: PairDual, exact: P
     for k in 0..4 {
         let e = (xs[k] - ys[k]).abs() / scale[k];
         worst = worst.max(e);
-        assert!(e <= 1e-10, "{name} {} at {case:?}: engine {} vs closed form {} (error {e:e} of scale)", what[k], xs[k], ys[k]);
+        assert!(
+            e <= 1e-10,
+            "{name} {} at {case:?}: engine {} vs closed form {} (error {e:e} of scale)",
+            what[k],
+            xs[k],
+            ys[k]
+        );
     }
     worst
 }
@@ -87,8 +112,15 @@ fn quadrature_rules_are_exact_on_polynomials() {
         let mut double_factorial = 1.0;
         for k in 0..n {
             let m: f64 = rule.iter().map(|&(x, w)| w * x.powi(2 * k as i32)).sum();
-            assert!((m / double_factorial - 1.0).abs() < 1e-12, "n={n} E[Z^{}] = {m} vs {double_factorial}", 2 * k);
-            let odd: f64 = rule.iter().map(|&(x, w)| w * x.powi(2 * k as i32 + 1)).sum();
+            assert!(
+                (m / double_factorial - 1.0).abs() < 1e-12,
+                "n={n} E[Z^{}] = {m} vs {double_factorial}",
+                2 * k
+            );
+            let odd: f64 = rule
+                .iter()
+                .map(|&(x, w)| w * x.powi(2 * k as i32 + 1))
+                .sum();
             assert!(odd.abs() < 1e-12 * double_factorial * (2 * k + 1) as f64);
             double_factorial *= (2 * k + 1) as f64;
         }
@@ -108,10 +140,19 @@ fn matches_erf_closed_forms() {
             let (a, b, c, par) = case;
             let ours = engine(&ERF, &DERF, a, b, c, par, Want::ALL);
             let exact = Erf.pair(&Var::new(a), &Var::new(b), c, par, Want::ALL);
-            worst = worst.max(compare(&format!("erf ({label})"), case, ours, exact, [1.0; 4]));
+            worst = worst.max(compare(
+                &format!("erf ({label})"),
+                case,
+                ours,
+                exact,
+                [1.0; 4],
+            ));
             let d = diag_moments(&ERF, &DERF, a);
             let (de, _) = Erf.point(a);
-            assert!((d.phi - de.phi).abs() <= 1e-10 && (d.dphi - de.dphi).abs() <= 1e-10, "erf diag at {a}: {d:?} vs {de:?}");
+            assert!(
+                (d.phi - de.phi).abs() <= 1e-10 && (d.dphi - de.dphi).abs() <= 1e-10,
+                "erf diag at {a}: {d:?} vs {de:?}"
+            );
         }
         eprintln!("engine ({label}) vs erf: max error {worst:e}");
         assert!(worst > 0.0, "the comparison ran");
@@ -172,12 +213,74 @@ fn matches_piecewise_linear_closed_forms() {
     let z: &[f64] = &[0.0];
     let mut worst: f64 = 0.0;
     let rules: [(&str, Fun, Fun, PiecewiseRule); 4] = [
-        ("relu", Fun { f: relu, changes: SignChanges::Known(z), parity: Parity::Neither, smooth: false }, Fun { f: step, changes: SignChanges::Known(z), parity: Parity::Neither, smooth: false }, |a, b, c, p| Relu.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL)),
-        ("abs", Fun { f: abs, changes: SignChanges::Known(z), parity: Parity::Even, smooth: false }, Fun { f: sgn, changes: SignChanges::Known(z), parity: Parity::Odd, smooth: false }, |a, b, c, p| Abs.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL)),
-        ("identity", Fun { f: ident, changes: SignChanges::Known(z), parity: Parity::Odd, smooth: true }, Fun { f: one, changes: SignChanges::Known(&[]), parity: Parity::Even, smooth: true }, |a, b, c, p| Identity.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL)),
-        ("leaky_relu(0.1)", Fun { f: leaky, changes: SignChanges::Known(z), parity: Parity::Neither, smooth: false }, Fun { f: dleaky, changes: SignChanges::Known(z), parity: Parity::Neither, smooth: false }, |a, b, c, p| LeakyRelu { alpha: 0.1 }.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL)),
+        (
+            "relu",
+            Fun {
+                f: relu,
+                changes: SignChanges::Known(z),
+                parity: Parity::Neither,
+                smooth: false,
+            },
+            Fun {
+                f: step,
+                changes: SignChanges::Known(z),
+                parity: Parity::Neither,
+                smooth: false,
+            },
+            |a, b, c, p| Relu.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL),
+        ),
+        (
+            "abs",
+            Fun {
+                f: abs,
+                changes: SignChanges::Known(z),
+                parity: Parity::Even,
+                smooth: false,
+            },
+            Fun {
+                f: sgn,
+                changes: SignChanges::Known(z),
+                parity: Parity::Odd,
+                smooth: false,
+            },
+            |a, b, c, p| Abs.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL),
+        ),
+        (
+            "identity",
+            Fun {
+                f: ident,
+                changes: SignChanges::Known(z),
+                parity: Parity::Odd,
+                smooth: true,
+            },
+            Fun {
+                f: one,
+                changes: SignChanges::Known(&[]),
+                parity: Parity::Even,
+                smooth: true,
+            },
+            |a, b, c, p| Identity.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL),
+        ),
+        (
+            "leaky_relu(0.1)",
+            Fun {
+                f: leaky,
+                changes: SignChanges::Known(z),
+                parity: Parity::Neither,
+                smooth: false,
+            },
+            Fun {
+                f: dleaky,
+                changes: SignChanges::Known(z),
+                parity: Parity::Neither,
+                smooth: false,
+            },
+            |a, b, c, p| LeakyRelu { alpha: 0.1 }.pair(&Var::new(a), &Var::new(b), c, p, Want::ALL),
+        ),
     ];
-    for ((name, phi, dphi, exact), (label, engine)) in rules.iter().flat_map(|r| ENGINES.map(|e| (r, e))) {
+    for ((name, phi, dphi, exact), (label, engine)) in
+        rules.iter().flat_map(|r| ENGINES.map(|e| (r, e)))
+    {
         for case in all_cases() {
             let (a, b, c, par) = case;
             let mut ours = engine(phi, dphi, a, b, c, par, Want::ALL);
@@ -189,7 +292,13 @@ fn matches_piecewise_linear_closed_forms() {
                 ours.dsign = exact.dsign;
             }
             let scale = [(a * b as f64).sqrt() + 1e-300, 1.0, a.sqrt() + 1e-300, 1.0];
-            worst = worst.max(compare(&format!("{name} ({label})"), case, ours, exact, scale));
+            worst = worst.max(compare(
+                &format!("{name} ({label})"),
+                case,
+                ours,
+                exact,
+                scale,
+            ));
         }
     }
     eprintln!("engine (both paths) vs piecewise-linear: max error {worst:e}");
@@ -215,21 +324,52 @@ fn smooth_rules_match_reference_values() {
     let (mut worst, mut worst_adaptive): (f64, f64) = (0.0, 0.0);
     assert!(REFERENCE.len() >= 26);
     for &(name, a, b, c, parallel, values) in REFERENCE {
-        let par = if parallel { Parallel::Positive } else { Parallel::Unknown };
+        let par = if parallel {
+            Parallel::Positive
+        } else {
+            Parallel::Unknown
+        };
         let (pa, pb) = (NumPoint::new(a), NumPoint::new(b));
         let (ours, funs) = match name {
-            "tanh" => (Tanh.pair(&pa, &pb, c, par, Want::ALL), (Tanh::PHI, Tanh::DPHI)),
-            "softplus" => (Softplus.pair(&pa, &pb, c, par, Want::ALL), (Softplus::PHI, Softplus::DPHI)),
-            "silu" => (Silu.pair(&pa, &pb, c, par, Want::ALL), (Silu::PHI, Silu::DPHI)),
-            "sigmoid" => (Sigmoid.pair(&pa, &pb, c, par, Want::ALL), (Sigmoid::PHI, Sigmoid::DPHI)),
-            "gelu" => (Gelu.pair(&pa, &pb, c, par, Want::ALL), (Gelu::PHI, Gelu::DPHI)),
+            "tanh" => (
+                Tanh.pair(&pa, &pb, c, par, Want::ALL),
+                (Tanh::PHI, Tanh::DPHI),
+            ),
+            "softplus" => (
+                Softplus.pair(&pa, &pb, c, par, Want::ALL),
+                (Softplus::PHI, Softplus::DPHI),
+            ),
+            "silu" => (
+                Silu.pair(&pa, &pb, c, par, Want::ALL),
+                (Silu::PHI, Silu::DPHI),
+            ),
+            "sigmoid" => (
+                Sigmoid.pair(&pa, &pb, c, par, Want::ALL),
+                (Sigmoid::PHI, Sigmoid::DPHI),
+            ),
+            "gelu" => (
+                Gelu.pair(&pa, &pb, c, par, Want::ALL),
+                (Gelu::PHI, Gelu::DPHI),
+            ),
             other => panic!("{other}"),
         };
-        let exact = PairDual { phi: values[0], dphi: values[1], sign: values[2], dsign: values[3], parallel: ours.parallel };
+        let exact = PairDual {
+            phi: values[0],
+            dphi: values[1],
+            sign: values[2],
+            dsign: values[3],
+            parallel: ours.parallel,
+        };
         let s = 1.0 + (a * b as f64).sqrt();
         worst = worst.max(compare(name, (a, b, c, par), ours, exact, [s, 1.0, s, 1.0]));
         let adaptive = pair_moments_adaptive(&funs.0, &funs.1, a, b, c, par, Want::ALL);
-        worst_adaptive = worst_adaptive.max(compare(&format!("{name} (adaptive)"), (a, b, c, par), adaptive, exact, [s, 1.0, s, 1.0]));
+        worst_adaptive = worst_adaptive.max(compare(
+            &format!("{name} (adaptive)"),
+            (a, b, c, par),
+            adaptive,
+            exact,
+            [s, 1.0, s, 1.0],
+        ));
     }
     eprintln!("smooth rules vs reference values: max error {worst:e} (rules), {worst_adaptive:e} (adaptive engine)");
 }
@@ -241,9 +381,22 @@ fn tanh_matches_monte_carlo() {
     // checks has probability < 1e-5).
     let n = 400_000;
     let mut rng = StdRng::seed_from_u64(2024);
-    for (a, b, rho) in [(1.0, 1.0, 0.5), (2.5, 0.6, -0.7), (0.2, 3.0, 0.95), (6.0, 6.0, 0.2), (1.0, 1.0, -0.999), (0.7, 1.4, 0.0)] {
+    for (a, b, rho) in [
+        (1.0, 1.0, 0.5),
+        (2.5, 0.6, -0.7),
+        (0.2, 3.0, 0.95),
+        (6.0, 6.0, 0.2),
+        (1.0, 1.0, -0.999),
+        (0.7, 1.4, 0.0),
+    ] {
         let c = rho * (a * b as f64).sqrt();
-        let k = Tanh.pair(&NumPoint::new(a), &NumPoint::new(b), c, Parallel::Unknown, Want::ALL);
+        let k = Tanh.pair(
+            &NumPoint::new(a),
+            &NumPoint::new(b),
+            c,
+            Parallel::Unknown,
+            Want::ALL,
+        );
         let mut sums = [[0.0; 2]; 4];
         for _ in 0..n {
             let (z1, z2): (f64, f64) = (rng.sample(StandardNormal), rng.sample(StandardNormal));
@@ -252,15 +405,26 @@ fn tanh_matches_monte_carlo() {
             // Written independently of the rule: tanh and 1 − tanh².
             let (f, g) = (u.tanh(), v.tanh());
             let (df, dg) = (1.0 - f * f, 1.0 - g * g);
-            for (s, x) in sums.iter_mut().zip([f * g, df * dg, f * sign0(g), df * sign0(dg)]) {
+            for (s, x) in sums
+                .iter_mut()
+                .zip([f * g, df * dg, f * sign0(g), df * sign0(dg)])
+            {
                 s[0] += x;
                 s[1] += x * x;
             }
         }
-        for (what, exact, s) in [("E[φφ]", k.phi, sums[0]), ("E[φ'φ']", k.dphi, sums[1]), ("S", k.sign, sums[2]), ("D", k.dsign, sums[3])] {
+        for (what, exact, s) in [
+            ("E[φφ]", k.phi, sums[0]),
+            ("E[φ'φ']", k.dphi, sums[1]),
+            ("S", k.sign, sums[2]),
+            ("D", k.dsign, sums[3]),
+        ] {
             let mean = s[0] / n as f64;
             let se = ((s[1] / n as f64 - mean * mean).max(0.0) / n as f64).sqrt();
-            assert!((mean - exact).abs() <= 5.0 * se + 1e-12, "tanh {what} at ({a}, {b}, {rho}): engine {exact}, Monte Carlo {mean} ± {se}");
+            assert!(
+                (mean - exact).abs() <= 5.0 * se + 1e-12,
+                "tanh {what} at ({a}, {b}, {rho}): engine {exact}, Monte Carlo {mean} ± {se}"
+            );
         }
     }
 }
@@ -298,13 +462,43 @@ fn extremes_are_finite_and_limits_are_right() {
     // E[φφ] = S = (2/π) asin ρ, and φ' ≈ 0 (E[φ'] = O(1/√a)); identity: E[uv] = c.
     for rho in [-0.9, -0.2, 0.0, 0.5, 0.99] {
         let c = rho * 1e300;
-        let k = Tanh.pair(&NumPoint::new(1e300), &NumPoint::new(1e300), c, Parallel::Unknown, Want::ALL);
+        let k = Tanh.pair(
+            &NumPoint::new(1e300),
+            &NumPoint::new(1e300),
+            c,
+            Parallel::Unknown,
+            Want::ALL,
+        );
         let arcsine = std::f64::consts::FRAC_2_PI * f64::asin(rho);
-        assert!((k.phi - arcsine).abs() < 1e-10 && (k.sign - arcsine).abs() < 1e-10, "ρ = {rho}: {k:?} vs {arcsine}");
+        assert!(
+            (k.phi - arcsine).abs() < 1e-10 && (k.sign - arcsine).abs() < 1e-10,
+            "ρ = {rho}: {k:?} vs {arcsine}"
+        );
         assert!(k.dphi.abs() < 1e-100 && k.dsign.abs() < 1e-100, "{k:?}");
-        let id = Fun { f: ident, changes: SignChanges::Known(&[0.0]), parity: Parity::Odd, smooth: false };
-        let k = pair_moments(&id, &Fun { f: one, changes: SignChanges::Known(&[]), parity: Parity::Even, smooth: false }, 1e300, 1e300, c, Parallel::Unknown, Want::ALL);
-        assert!((k.phi / 1e300 - rho).abs() < 1e-10 && (k.dphi - 1.0).abs() < 1e-12, "{k:?}");
+        let id = Fun {
+            f: ident,
+            changes: SignChanges::Known(&[0.0]),
+            parity: Parity::Odd,
+            smooth: false,
+        };
+        let k = pair_moments(
+            &id,
+            &Fun {
+                f: one,
+                changes: SignChanges::Known(&[]),
+                parity: Parity::Even,
+                smooth: false,
+            },
+            1e300,
+            1e300,
+            c,
+            Parallel::Unknown,
+            Want::ALL,
+        );
+        assert!(
+            (k.phi / 1e300 - rho).abs() < 1e-10 && (k.dphi - 1.0).abs() < 1e-12,
+            "{k:?}"
+        );
     }
 }
 
@@ -313,16 +507,46 @@ fn lanes_match_scalars_and_parallelism_is_carried() {
     let pts = [0.3, 1.0, 2.5, 0.0].map(NumPoint::new);
     let b = NumPoint::new(1.7);
     let c = F64x4([0.1, -0.5, 1.2, 0.0]);
-    let lanes = Tanh.pair(&Tanh::gather([&pts[0], &pts[1], &pts[2], &pts[3]]), &Tanh::splat(&b), c, Parallel::Unknown, Want::ALL);
+    let lanes = Tanh.pair(
+        &Tanh::gather([&pts[0], &pts[1], &pts[2], &pts[3]]),
+        &Tanh::splat(&b),
+        c,
+        Parallel::Unknown,
+        Want::ALL,
+    );
     for k in 0..4 {
         let one = Tanh.pair(&pts[k], &b, c.0[k], Parallel::Unknown, Want::ALL);
-        assert_eq!((lanes.phi.0[k], lanes.dphi.0[k], lanes.sign.0[k], lanes.dsign.0[k]), (one.phi, one.dphi, one.sign, one.dsign));
+        assert_eq!(
+            (
+                lanes.phi.0[k],
+                lanes.dphi.0[k],
+                lanes.sign.0[k],
+                lanes.dsign.0[k]
+            ),
+            (one.phi, one.dphi, one.sign, one.dsign)
+        );
     }
     let p = NumPoint::new(1.3);
-    assert_eq!(Tanh.pair(&p, &p, -1.3, Parallel::Negative, Want::NNGP).parallel, Parallel::Negative);
-    assert_eq!(Silu.pair(&p, &p, -1.3, Parallel::Negative, Want::NNGP).parallel, Parallel::Unknown);
-    assert_eq!(Silu.pair(&p, &p, 1.3, Parallel::Positive, Want::NNGP).parallel, Parallel::Positive);
-    assert_eq!(Tanh.pair(&p, &b, 1.0, Parallel::Positive, Want::NNGP).parallel, Parallel::Unknown);
+    assert_eq!(
+        Tanh.pair(&p, &p, -1.3, Parallel::Negative, Want::NNGP)
+            .parallel,
+        Parallel::Negative
+    );
+    assert_eq!(
+        Silu.pair(&p, &p, -1.3, Parallel::Negative, Want::NNGP)
+            .parallel,
+        Parallel::Unknown
+    );
+    assert_eq!(
+        Silu.pair(&p, &p, 1.3, Parallel::Positive, Want::NNGP)
+            .parallel,
+        Parallel::Positive
+    );
+    assert_eq!(
+        Tanh.pair(&p, &b, 1.0, Parallel::Positive, Want::NNGP)
+            .parallel,
+        Parallel::Unknown
+    );
     // What is not asked for is 0.
     let only = Tanh.pair(&p, &b, 0.4, Parallel::Unknown, Want::NNGP);
     assert!(only.phi != 0.0 && only.dphi == 0.0 && only.sign == 0.0 && only.dsign == 0.0);
@@ -333,21 +557,45 @@ fn lanes_match_scalars_and_parallelism_is_carried() {
 fn pair_cost() {
     // Per-pair time for tanh (a, b in [0.5, 2.3], ρ in [−0.95, 0.95], or ρ = 0.9995 where the
     // fast path declines), with and without the fast path.
-    let cases: [(&str, Engine, f64); 3] = [("fast", pair_moments, 0.95), ("adaptive", pair_moments_adaptive, 0.95), ("ρ = 0.9995", pair_moments, 0.0)];
-    for (label, want, (path, engine, spread)) in [("ALL", Want::ALL), ("NNGP_NTK", Want::NNGP_NTK), ("ADAM", Want::ADAM)].into_iter().flat_map(|w| cases.map(|c| (w.0, w.1, c))) {
+    let cases: [(&str, Engine, f64); 3] = [
+        ("fast", pair_moments, 0.95),
+        ("adaptive", pair_moments_adaptive, 0.95),
+        ("ρ = 0.9995", pair_moments, 0.0),
+    ];
+    for (label, want, (path, engine, spread)) in [
+        ("ALL", Want::ALL),
+        ("NNGP_NTK", Want::NNGP_NTK),
+        ("ADAM", Want::ADAM),
+    ]
+    .into_iter()
+    .flat_map(|w| cases.map(|c| (w.0, w.1, c)))
+    {
         let mut acc = 0.0;
         let n = if path == "fast" { 2000 } else { 100 };
         let t = std::time::Instant::now();
         for i in 0..n {
             let a = 0.5 + (i % 7) as f64 * 0.3;
             let b = 0.6 + (i % 11) as f64 * 0.2;
-            let rho = if spread > 0.0 { -spread + 2.0 * spread * ((i * 37) % 101) as f64 / 100.0 } else { 0.9995 };
-            let k = engine(&Tanh::PHI, &Tanh::DPHI, a, b, rho * (a * b as f64).sqrt(), Parallel::Unknown, want);
+            let rho = if spread > 0.0 {
+                -spread + 2.0 * spread * ((i * 37) % 101) as f64 / 100.0
+            } else {
+                0.9995
+            };
+            let k = engine(
+                &Tanh::PHI,
+                &Tanh::DPHI,
+                a,
+                b,
+                rho * (a * b as f64).sqrt(),
+                Parallel::Unknown,
+                want,
+            );
             acc += k.phi + k.dphi + k.sign + k.dsign;
         }
         let per = t.elapsed().as_secs_f64() / n as f64;
-        eprintln!("tanh {path} {label}: {:.1} µs per pair (checksum {acc:.3})", per * 1e6);
+        eprintln!(
+            "tanh {path} {label}: {:.1} µs per pair (checksum {acc:.3})",
+            per * 1e6
+        );
     }
 }
-
-
