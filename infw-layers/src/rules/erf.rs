@@ -1,4 +1,4 @@
-//! erf (SPEC §3 and §4 tables): φ(u) = erf(u).
+//! erf (docs/math.md §3 and §4 tables): φ(u) = erf(u).
 //! ```text
 //! E[φφ]   = (2/π) asin(2c/√((1+2a)(1+2b)))
 //! E[φ'φ'] = (4/π)/√((1+2a)(1+2b) − 4c²)

@@ -1,6 +1,6 @@
 //! Piecewise-linear activations φ(u) = p·max(u,0) + n·min(u,0): relu (1, 0),
 //! leaky_relu(α) (1, α), abs (1, −1), identity (1, 1). One rule covers all four
-//! (SPEC §3 and §4 tables); the constants fold once the generated code is inlined.
+//! (docs/math.md §3 and §4 tables); the constants fold once the generated code is inlined.
 //!
 //! ```text
 //! J  = E[relu(u)relu(v)] = √(ab)/(2π)(sin θ + (π−θ)cos θ),  P₊₊ = (π−θ)/(2π),  P₊₋ = θ/(2π)
@@ -294,7 +294,7 @@ impl Rule for LeakyRelu {
 
 #[cfg(test)]
 mod tests {
-    //! The one piecewise-linear rule against (1) the SPEC §3–§4 table rows, written out
+    //! The one piecewise-linear rule against (1) the docs/math.md §3–§4 table rows, written out
     //! independently, and (2) Monte Carlo estimates of the four expectations. The reference
     //! fixtures only cover relu (and erf) for S and D; these tests cover leaky_relu, abs
     //! and identity too.

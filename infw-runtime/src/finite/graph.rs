@@ -1,4 +1,4 @@
-//! The graph a finite network runs (SPEC §2, §8): the declared [`Architecture`] checked and
+//! The graph a finite network runs (docs/math.md §2, §8): the declared [`Architecture`] checked and
 //! compiled into one [`Op`] per node plus the readout, with every node's width, and the
 //! reusable [`Buffers`] a block of rows needs to go through it.
 //!

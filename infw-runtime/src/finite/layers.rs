@@ -1,4 +1,4 @@
-//! The node rules of a finite network (SPEC §2, §8), each with its forward map, its
+//! The node rules of a finite network (docs/math.md §2, §8), each with its forward map, its
 //! forward-mode tangent (JVP) and its backward map, on a block of rows into the reusable
 //! [`Buffers`]; and the three passes that run them over a [`Graph`] in node order.
 //!
@@ -271,7 +271,7 @@ pub(crate) fn backward(
                     let (mut dz, acc) = target(lo, written, input, b);
                     let w = &p.weights[param];
                     if b == 1 {
-                        // One example (SPEC §4's per-example setting): stream W's rows
+                        // One example (docs/math.md §4's per-example setting): stream W's rows
                         // instead of packing the whole matrix for a matrix product.
                         let mut row = dz.row_mut(0);
                         if !acc {

@@ -1,4 +1,4 @@
-//! [`LinearizedNetwork`]: a finite network with feature learning disabled (SPEC §7),
+//! [`LinearizedNetwork`]: a finite network with feature learning disabled (docs/math.md §7),
 //! f_lin(x) = f(x; θ0) + J(x; θ0)(θ − θ0), or the centred variant without f(x; θ0).
 //!
 //! Forward is a forward-mode JVP at θ0 with tangent θ − θ0; the gradient w.r.t. θ is the

@@ -1,10 +1,10 @@
-//! Finite networks of a declared architecture (SPEC §2) in plain Rust over ndarray: the
-//! models the two infinite-width limits are compared against (SPEC §7).
+//! Finite networks of a declared architecture (docs/math.md §2) in plain Rust over ndarray: the
+//! models the two infinite-width limits are compared against (docs/math.md §7).
 //!
 //! - [`FiniteNetwork`]: the declared graph (dense, activations, layer_norm, residual sums,
-//!   concatenations; SPEC §8), NTK or standard parameterization, forward / backward / JVP,
+//!   concatenations; docs/math.md §8), NTK or standard parameterization, forward / backward / JVP,
 //!   [`FiniteNetwork::empirical_ntk`] and [`FiniteNetwork::sign_step_first_order_change`]
-//!   (the finite side of SPEC §4's sign-descent limit).
+//!   (the finite side of docs/math.md §4's sign-descent limit).
 //! - [`LinearizedNetwork`]: the same network with feature learning disabled.
 //! - [`Sgd`], [`Adam`], [`SignDescent`] with per-tensor rates ([`TensorRates`]).
 //! - [`train`]: epochs of seeded mini-batches for any [`Model`] and [`Optimizer`].

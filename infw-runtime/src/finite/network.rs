@@ -1,6 +1,6 @@
-//! [`FiniteNetwork`]: the finite network of a declared architecture (SPEC §2), with forward,
+//! [`FiniteNetwork`]: the finite network of a declared architecture (docs/math.md §2), with forward,
 //! backward, JVP, the empirical NTK at initialization and the first-order effect of one
-//! sign-descent step (SPEC §4).
+//! sign-descent step (docs/math.md §4).
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rand::rngs::StdRng;
@@ -17,7 +17,7 @@ use super::model::{
 use super::params::{Params, TensorRates};
 use crate::{Architecture, Error, Loss, Result};
 
-/// How weights enter the pre-activations (SPEC §2).
+/// How weights enter the pre-activations (docs/math.md §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Parameterization {
     /// W, b ~ N(0,1); h = (σw/√n_in) W x + σb b. The one whose wide limits are the NTK and
@@ -29,7 +29,7 @@ pub enum Parameterization {
 }
 
 /// The finite network of a declared [`Architecture`]: its graph of dense, activation,
-/// layer-norm, sum (residual) and concat nodes, then the readout (SPEC §2, §8).
+/// layer-norm, sum (residual) and concat nodes, then the readout (docs/math.md §2, §8).
 ///
 /// ```
 /// use infw_runtime::{Activation, Architecture, Hidden};
@@ -137,7 +137,7 @@ impl FiniteNetwork {
             .collect()
     }
 
-    /// SPEC §4's per-tensor learning-rate multipliers for this network's shapes (§8: per
+    /// docs/math.md §4's per-tensor learning-rate multipliers for this network's shapes (§8: per
     /// dense node, from its fan-in and width).
     pub fn sign_limit_rates(&self) -> TensorRates {
         TensorRates::sign_limit(&self.params)
@@ -233,9 +233,9 @@ impl FiniteNetwork {
     }
 
     /// One sign-descent step on the single example `x_b` with loss gradient `chi` ∈ R^C and
-    /// SPEC §4's per-tensor rates, Δθ_p = −η r_p sign(χ·∂f(x_b)/∂θ_p) (sign(0) = 0), and the
+    /// docs/math.md §4's per-tensor rates, Δθ_p = −η r_p sign(χ·∂f(x_b)/∂θ_p) (sign(0) = 0), and the
     /// first-order change of f at the rows of `x_eval`: Σ_p ∂f/∂θ_p Δθ_p (rows × C). Its
-    /// wide limit is −η[sign(χ_c) R(x, x_b) + (χ_c/‖χ‖) H(x, x_b)] (SPEC §4).
+    /// wide limit is −η[sign(χ_c) R(x, x_b) + (χ_c/‖χ‖) H(x, x_b)] (docs/math.md §4).
     pub fn sign_step_first_order_change(
         &self,
         x_b: ArrayView1<f64>,
@@ -270,7 +270,7 @@ impl FiniteNetwork {
     }
 }
 
-/// sign(g) with sign(0) = 0 (SPEC §4).
+/// sign(g) with sign(0) = 0 (docs/math.md §4).
 #[inline]
 pub(crate) fn sign(g: f64) -> f64 {
     if g > 0.0 {

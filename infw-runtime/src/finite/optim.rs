@@ -1,5 +1,5 @@
 //! Optimizers on [`Params`] with per-tensor learning-rate multipliers: SGD with momentum,
-//! Adam, and sign descent (Adam's β1 = β2 = 0, ε → 0 limit; SPEC §4).
+//! Adam, and sign descent (Adam's β1 = β2 = 0, ε → 0 limit; docs/math.md §4).
 
 use ndarray::Zip;
 
@@ -125,7 +125,7 @@ impl Optimizer for Sgd {
 
 /// Adam with bias correction: m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g²,
 /// θ ← θ − lr·r_p · m̂/(√v̂ + ε). The ratio is defined as 0 when its denominator is 0, so
-/// β1 = β2 = 0, ε = 0 is exactly sign descent (g/|g|, 0 at g = 0), as SPEC §4 needs.
+/// β1 = β2 = 0, ε = 0 is exactly sign descent (g/|g|, 0 at g = 0), as docs/math.md §4 needs.
 #[derive(Clone, Debug)]
 pub struct Adam {
     pub lr: f64,
@@ -223,7 +223,7 @@ impl Optimizer for Adam {
     }
 }
 
-/// Sign descent θ ← θ − lr·r_p·sign(g), sign(0) = 0 (SPEC §4). With
+/// Sign descent θ ← θ − lr·r_p·sign(g), sign(0) = 0 (docs/math.md §4). With
 /// [`TensorRates::sign_limit`] it is the optimizer whose wide limit is the Adam limit.
 #[derive(Clone, Debug)]
 pub struct SignDescent {
@@ -238,7 +238,7 @@ impl SignDescent {
         Ok(SignDescent { lr, rates: None })
     }
 
-    /// Sign descent with SPEC §4's per-tensor rates for parameters shaped like `params`.
+    /// Sign descent with docs/math.md §4's per-tensor rates for parameters shaped like `params`.
     pub fn sign_limit(lr: f64, params: &Params) -> Result<Self> {
         Ok(SignDescent::new(lr)?.with_rates(TensorRates::sign_limit(params)))
     }

@@ -1,5 +1,5 @@
 //! [`Params`]: the weights and biases of a finite network, one entry per dense node of its
-//! graph (SPEC §2, §8), and the same shape for gradients, tangents, optimizer state and rates.
+//! graph (docs/math.md §2, §8), and the same shape for gradients, tangents, optimizer state and rates.
 
 use ndarray::{Array1, Array2, Zip};
 
@@ -160,7 +160,7 @@ impl Params {
     }
 }
 
-/// One learning-rate multiplier per tensor (SPEC §4's table, or all ones).
+/// One learning-rate multiplier per tensor (docs/math.md §4's table, or all ones).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorRates {
     pub weights: Vec<f64>,
@@ -176,8 +176,8 @@ impl TensorRates {
         }
     }
 
-    /// SPEC §4's per-tensor rates (to be multiplied by the global η), read off the tensor
-    /// shapes, per dense node wherever it sits in the graph (SPEC §8): W of a dense node
+    /// docs/math.md §4's per-tensor rates (to be multiplied by the global η), read off the tensor
+    /// shapes, per dense node wherever it sits in the graph (docs/math.md §8): W of a dense node
     /// with fan-in n_in and width n_out → 1/√(n_out n_in), its bias → 1/√n_out; readout
     /// W → 1/√n_in, readout b → 1. With no hidden dense node the readout rule applies.
     pub fn sign_limit(params: &Params) -> TensorRates {

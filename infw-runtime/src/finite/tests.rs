@@ -1,5 +1,5 @@
 //! Tests of the finite networks: gradients vs finite differences, the linearization, Adam's
-//! sign limit, training, errors. The wide-width checks (empirical NTK, SPEC §4's limit)
+//! sign limit, training, errors. The wide-width checks (empirical NTK, docs/math.md §4's limit)
 //! live in `tests_limit.rs`.
 
 use ndarray::{Array2, ArrayView2, Zip};
@@ -376,7 +376,7 @@ fn linearized_graph_at_theta0_equals_the_network() {
     }
 }
 
-/// SPEC §4's rates per dense node wherever it sits (SPEC §8): W of a dense node with fan-in
+/// docs/math.md §4's rates per dense node wherever it sits (docs/math.md §8): W of a dense node with fan-in
 /// n_in (its input node's width: a concat's total) and width n_out gets 1/√(n_out n_in), its
 /// bias 1/√n_out; the readout W 1/√n_in and its bias 1.
 #[test]
@@ -564,7 +564,7 @@ fn linearized_model_is_first_order_taylor_expansion() {
     }
 }
 
-/// Test 3. Adam with β1 = β2 = 0, ε = 0 and SPEC §4's rates is sign descent, bitwise, over
+/// Test 3. Adam with β1 = β2 = 0, ε = 0 and docs/math.md §4's rates is sign descent, bitwise, over
 /// several per-example steps (including exactly-zero gradient entries from dead relu units).
 #[test]
 fn adam_without_moments_is_sign_descent_bitwise() {

@@ -1,6 +1,6 @@
-//! Finite against infinite: the empirical NTK against independent analytic NTKs (SPEC §3, a
+//! Finite against infinite: the empirical NTK against independent analytic NTKs (docs/math.md §3, a
 //! test-only graph recursion for §8) and neural-tangents' values, and one sign-descent step
-//! against SPEC §4's limit on the reference fixture. The convergence checks take an
+//! against docs/math.md §4's limit on the reference fixture. The convergence checks take an
 //! architecture, so a test can loop over node kinds.
 
 use ndarray::{s, Array2, ArrayView1, ArrayView2};
@@ -75,7 +75,7 @@ fn parse_dsl(dsl: &str) -> Declared {
     (hidden, (rw, rb))
 }
 
-/// An independent analytic NTK for relu networks, straight from SPEC §3 (arc-cosine
+/// An independent analytic NTK for relu networks, straight from docs/math.md §3 (arc-cosine
 /// kernels), for one pair (x, x'); `same` forces ρ = 1 for identical inputs.
 fn relu_ntk(
     x: ArrayView1<f64>,
@@ -230,7 +230,7 @@ fn empirical_ntk_approaches_analytic_ntk() {
 /// How the test-only recursion below treats `layer_norm`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum LayerNormRule {
-    /// SPEC §3/§8 and neural-tangents: Σ and Θ divided by √((Σ(x,x)+ε)(Σ(x',x')+ε)). Exact
+    /// docs/math.md §3/§8 and neural-tangents: Σ and Θ divided by √((Σ(x,x)+ε)(Σ(x',x')+ε)). Exact
     /// for an input whose mean over the width vanishes (neural-tangents only accepts
     /// Gaussian inputs).
     NeuralTangents,
@@ -256,7 +256,7 @@ struct PairState {
 }
 
 /// E[φ(u)φ(v)], E[φ(u)²], E[φ(v)²], E[φ'(u)φ'(v)], E[φ(u)], E[φ(v)] for (u, v) ~ N(0, Λ),
-/// SPEC §3's closed forms, written out again here (relu, erf, identity).
+/// docs/math.md §3's closed forms, written out again here (relu, erf, identity).
 fn activation_moments(act: Activation, a: f64, b: f64, c: f64) -> [f64; 6] {
     use std::f64::consts::PI;
     if act == Activation::RELU {
@@ -285,7 +285,7 @@ fn activation_moments(act: Activation, a: f64, b: f64, c: f64) -> [f64; 6] {
     }
 }
 
-/// An independent NNGP/NTK recursion over a graph (SPEC §3, §8; neural-tangents' stax:
+/// An independent NNGP/NTK recursion over a graph (docs/math.md §3, §8; neural-tangents' stax:
 /// dense, activations, layer_norm per `rule`, residual sums of independent branches,
 /// concatenations as width-weighted averages at the declared widths), for one pair (x, x').
 /// Returns (NNGP, NTK) of the readout (one output).
@@ -501,7 +501,7 @@ fn empirical_ntk_of_graphs_approaches_neural_tangents() {
 /// The residual sum here adds a post-activation stream, so layer_norm's input is not
 /// Gaussian (neural-tangents refuses this network) and, for relu, has a nonzero mean over
 /// the width, m(x) = E[relu(h(x))] = √(Σ_h(x,x)/2π) (h the stream's pre-activation), which
-/// the finite layer norm subtracts. The limit is then `LayerNormRule::Centered`; SPEC §3/§8's
+/// the finite layer norm subtracts. The limit is then `LayerNormRule::Centered`; docs/math.md §3/§8's
 /// rule (neural-tangents': divide by √(Σ(x,x)Σ(x',x')) of the second moments) stays a fixed
 /// distance away: the test requires the two rules to differ by more than 3× the error at
 /// 4096, and the empirical NTK there to be > 2× farther from that rule than from the
@@ -529,7 +529,7 @@ fn empirical_ntk_of_residual_layer_norm_approaches_the_graph_recursion() {
             0.05,
         );
         eprintln!(
-            "  neural-tangents' layer_norm rule (SPEC §8): ‖Θ_nt − Θ‖/‖Θ‖ = {gap:.4}; empirical NTK at width 4096 vs Θ_nt: {to_spec:.4}"
+            "  neural-tangents' layer_norm rule (docs/math.md §8): ‖Θ_nt − Θ‖/‖Θ‖ = {gap:.4}; empirical NTK at width 4096 vs Θ_nt: {to_spec:.4}"
         );
         if act == Activation::RELU {
             assert!(
@@ -648,7 +648,7 @@ fn check_sign_step_convergence(
 /// chance; the test keeps that risk and uses base 99991.
 const SEED_BASE: u64 = 99991;
 
-/// Test 5. SPEC §4: one sign-descent step (per-tensor rates of the table, η = 1) on x_b with
+/// Test 5. docs/math.md §4: one sign-descent step (per-tensor rates of the table, η = 1) on x_b with
 /// loss gradient χ changes f at first order by Δf_c(x) → −η[sign(χ_c) R(x,x_b) +
 /// (χ_c/‖χ‖₂) H(x,x_b)]. Widths 256, 1024, 4096, 40 seeds each; the fixture's R, H are the
 /// limit; criteria of `check_sign_step_convergence`.

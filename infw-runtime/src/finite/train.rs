@@ -87,7 +87,7 @@ impl<'a> Dataset<'a> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
     pub epochs: usize,
-    /// Examples per step; 1 is per-example training (SPEC §4's setting).
+    /// Examples per step; 1 is per-example training (docs/math.md §4's setting).
     pub batch_size: usize,
     pub loss: Loss,
     /// Seeds the shuffling of every epoch.
