@@ -9,6 +9,7 @@
 
 pub mod activation;
 pub mod angle;
+pub mod conv;
 pub mod dual;
 pub mod pair;
 pub mod real;
@@ -16,6 +17,7 @@ pub mod rule;
 pub mod rules;
 
 pub use activation::{Activation, Entry, UserFunction, REGISTRY};
+pub use conv::{ConvGeometry, GeometryError, Padding};
 pub use angle::{acos, asin, gather_vars, splat_vars, Angle, Var};
 pub use dual::{gather_var, inv_sqrt_or_zero, splat_var, DiagDual, Dual, PairDual, SQRT_2_OVER_PI};
 pub use pair::{Parallel, Want};

@@ -2,6 +2,7 @@
 //! (docs/math.md §2, §8), emitted by `network!`. The kernels never read it (they are
 //! compiled); finite networks and reports do.
 
+pub use infw_layers::conv::{ConvGeometry, Padding};
 pub use infw_layers::Activation;
 
 use crate::{Error, Result};
@@ -33,6 +34,42 @@ pub enum Node {
     Sum { inputs: Vec<usize> },
     /// The concatenation of inputs along the width: the end of `parallel(… | …)`.
     Concat { inputs: Vec<usize> },
+    /// `conv(channels, size, stride, padding, w_std, b_std)` on a spatial input
+    /// (docs/math.md §9): h_p = (σw/√(kⁿ·C_in)) Σ_a W_a z_{p·s+a} + σb b.
+    Conv {
+        input: usize,
+        channels: usize,
+        size: usize,
+        stride: usize,
+        padding: Padding,
+        w_std: f64,
+        b_std: f64,
+    },
+    /// The mean over all spatial positions: a spatial input becomes a vector of its channels.
+    GlobalAvgPool { input: usize },
+    /// The channels-last flattening of a spatial input (positions × channels, C order).
+    Flatten { input: usize },
+}
+
+/// The spatial shape of a convolutional network's input: `input(s1[, s2], channels)`.
+/// A row of X is the channels-last array flattened in C order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpatialInput {
+    /// Sizes of the one or two spatial axes.
+    pub shape: Vec<usize>,
+    pub channels: usize,
+}
+
+impl SpatialInput {
+    /// Spatial positions (the product of the sizes).
+    pub fn positions(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The length of one row of X.
+    pub fn row_len(&self) -> usize {
+        self.positions() * self.channels
+    }
 }
 
 impl Node {
@@ -42,7 +79,10 @@ impl Node {
             Node::Input => &[],
             Node::Dense { input, .. }
             | Node::Activation { input, .. }
-            | Node::LayerNorm { input } => std::slice::from_ref(input),
+            | Node::LayerNorm { input }
+            | Node::Conv { input, .. }
+            | Node::GlobalAvgPool { input }
+            | Node::Flatten { input } => std::slice::from_ref(input),
             Node::Sum { inputs } | Node::Concat { inputs } => inputs,
         }
     }
@@ -72,6 +112,8 @@ pub struct Hidden {
 /// A validated architecture: the graph, then the readout.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Architecture {
+    /// `Some` for a convolutional network (`input(…)` declared): the input's spatial shape.
+    pub spatial: Option<SpatialInput>,
     pub nodes: Vec<Node>,
     pub readout: Readout,
 }
@@ -107,7 +149,11 @@ impl Architecture {
             w_std,
             b_std,
         };
-        Architecture { nodes, readout }
+        Architecture {
+            spatial: None,
+            nodes,
+            readout,
+        }
     }
 
     /// The number of outputs for targets with `target_columns` columns; an error when the
@@ -150,18 +196,27 @@ impl Architecture {
             }
         };
         for node in &self.nodes {
-            if let Node::Dense {
-                width: w,
-                w_std,
-                b_std,
-                ..
-            } = node
-            {
-                width(*w)?;
-                std("w_std", *w_std)?;
-                std("b_std", *b_std)?;
+            match node {
+                Node::Dense {
+                    width: w,
+                    w_std,
+                    b_std,
+                    ..
+                }
+                | Node::Conv {
+                    channels: w,
+                    w_std,
+                    b_std,
+                    ..
+                } => {
+                    width(*w)?;
+                    std("w_std", *w_std)?;
+                    std("b_std", *b_std)?;
+                }
+                _ => {}
             }
         }
+        self.spatial_shapes()?;
         if let Some(c) = self.readout.outputs {
             width(c)?;
         }
@@ -177,12 +232,125 @@ impl Architecture {
             .filter(|(_, n)| matches!(n, Node::Dense { .. }))
     }
 
-    /// The width of every node's output for inputs of dimension `input_dim`, with every
-    /// dense width multiplied by `factor`; an error for overflowing or mismatched widths.
-    pub fn widths(&self, input_dim: usize, factor: usize) -> Result<Vec<usize>> {
-        let mut widths: Vec<usize> = Vec::with_capacity(self.nodes.len());
+    /// The spatial sizes of every node's output (`[s1, 1]` in 1-D), `None` for a flat one
+    /// (every node of a network without `input(…)`); an error for an impossible
+    /// convolution shape or a spatial node in a flat network.
+    pub fn spatial_shapes(&self) -> Result<Vec<Option<[usize; 2]>>> {
+        let mut shapes: Vec<Option<[usize; 2]>> = Vec::with_capacity(self.nodes.len());
         for node in &self.nodes {
+            let shape = match node {
+                Node::Input => match &self.spatial {
+                    None => None,
+                    Some(s) => Some(ConvGeometry::new(&s.shape, 1, 1, Padding::Valid)
+                        .map_err(|e| Error::Architecture(format!("input(…): {e}")))?
+                        .input),
+                },
+                Node::Conv {
+                    input,
+                    size,
+                    stride,
+                    padding,
+                    ..
+                } => {
+                    let g = self.conv_geometry_at(&shapes, *input, *size, *stride, *padding)?;
+                    Some(g.output)
+                }
+                Node::GlobalAvgPool { input } | Node::Flatten { input } => {
+                    if shapes[*input].is_none() {
+                        return Err(Error::Architecture(
+                            "global_avg_pool and flatten need a spatial input (declare `input(…)` first)".into(),
+                        ));
+                    }
+                    None
+                }
+                Node::Dense { input, .. } => {
+                    if shapes[*input].is_some() {
+                        return Err(Error::Architecture(
+                            "a dense layer needs a flat input: add global_avg_pool or flatten before it".into(),
+                        ));
+                    }
+                    None
+                }
+                other => {
+                    let ins = other.inputs();
+                    let Some(&i0) = ins.first() else {
+                        return Err(Error::Architecture("a sum or concatenation of nothing".into()));
+                    };
+                    let first = shapes[i0];
+                    if ins.iter().any(|&i| shapes[i] != first) {
+                        return Err(Error::Architecture(
+                            "the inputs of a sum or concatenation must have the same spatial shape".into(),
+                        ));
+                    }
+                    first
+                }
+            };
+            shapes.push(shape);
+        }
+        if shapes[self.readout.input].is_some() {
+            return Err(Error::Architecture(
+                "the readout needs a flat input: add global_avg_pool or flatten before it".into(),
+            ));
+        }
+        Ok(shapes)
+    }
+
+    fn conv_geometry_at(
+        &self,
+        shapes: &[Option<[usize; 2]>],
+        input: usize,
+        size: usize,
+        stride: usize,
+        padding: Padding,
+    ) -> Result<ConvGeometry> {
+        let spatial = self.spatial.as_ref().map(|s| s.shape.len()).unwrap_or(0);
+        let Some(shape) = shapes[input] else {
+            return Err(Error::Architecture(
+                "a convolution needs a spatial input: declare `input(s1, [s2,] channels)` first".into(),
+            ));
+        };
+        ConvGeometry::new(&shape[..spatial.max(1)], size, stride, padding)
+            .map_err(|e| Error::Architecture(format!("conv: {e}")))
+    }
+
+    /// The geometry of the convolution at node `node` (`None` if it is not one).
+    pub fn conv_geometry(&self, node: usize) -> Result<Option<ConvGeometry>> {
+        match self.nodes.get(node) {
+            Some(&Node::Conv {
+                input,
+                size,
+                stride,
+                padding,
+                ..
+            }) => {
+                let shapes = self.spatial_shapes()?;
+                self.conv_geometry_at(&shapes, input, size, stride, padding)
+                    .map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The width of every node's output for inputs of dimension `input_dim`, with every
+    /// dense width and conv channel count multiplied by `factor`; an error for overflowing
+    /// or mismatched widths. A spatial node's width is positions × channels (its
+    /// channels-last flattening).
+    pub fn widths(&self, input_dim: usize, factor: usize) -> Result<Vec<usize>> {
+        let shapes = self.spatial_shapes()?;
+        let positions = |i: usize| shapes[i].map(|s| s[0] * s[1]).unwrap_or(1);
+        let mut widths: Vec<usize> = Vec::with_capacity(self.nodes.len());
+        for (n, node) in self.nodes.iter().enumerate() {
             let w = match node {
+                Node::Conv { channels, .. } => channels
+                    .checked_mul(factor)
+                    .and_then(|c| c.checked_mul(positions(n)))
+                    .ok_or_else(|| {
+                        Error::Architecture(format!(
+                            "conv channels {channels} × factor {factor} overflow"
+                        ))
+                    })?,
+                Node::GlobalAvgPool { input } => widths[*input] / positions(*input),
+                Node::Flatten { input } => widths[*input],
                 Node::Input => input_dim,
                 Node::Dense { width, .. } => width.checked_mul(factor).ok_or_else(|| {
                     Error::Architecture(format!("dense width {width} × factor {factor} overflows"))
@@ -223,6 +391,10 @@ impl std::fmt::Display for Architecture {
     /// The declaration, spelled out (blocks as nodes: `n3 = sum(n1, n2)`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let chain = self.is_chain();
+        if let Some(s) = &self.spatial {
+            let sizes: Vec<String> = s.shape.iter().map(|n| n.to_string()).collect();
+            write!(f, "input({}, {}) ", sizes.join(", "), s.channels)?;
+        }
         for (i, node) in self.nodes.iter().enumerate() {
             let text = match node {
                 Node::Input => continue,
@@ -236,6 +408,20 @@ impl std::fmt::Display for Architecture {
                 Node::LayerNorm { .. } => "layer_norm".into(),
                 Node::Sum { inputs } => format!("sum({})", names(inputs)),
                 Node::Concat { inputs } => format!("concat({})", names(inputs)),
+                Node::Conv {
+                    channels,
+                    size,
+                    stride,
+                    padding,
+                    w_std,
+                    b_std,
+                    ..
+                } => format!(
+                    "conv({channels}, size = {size}, stride = {stride}, padding = {}, w_std = {w_std}, b_std = {b_std})",
+                    padding.name()
+                ),
+                Node::GlobalAvgPool { .. } => "global_avg_pool".into(),
+                Node::Flatten { .. } => "flatten".into(),
             };
             match node {
                 _ if chain => write!(f, "{text} ")?,

@@ -259,6 +259,7 @@ fn architecture(net: &Network, rt: &TokenStream) -> TokenStream {
     let (w, b) = (f64_value(&r.w_std), f64_value(&r.b_std));
     quote! {
         #rt::Architecture {
+            spatial: ::core::option::Option::None,
             nodes: ::std::vec![#(#nodes),*],
             readout: #rt::Readout { input: #input, outputs: #outputs, w_std: #w, b_std: #b },
         }

@@ -85,6 +85,9 @@ fn check_structure(arch: &Architecture) -> Result<()> {
             | Node::LayerNorm { .. }
             | Node::Sum { .. }
             | Node::Concat { .. } => node.inputs(),
+            Node::Conv { .. } | Node::GlobalAvgPool { .. } | Node::Flatten { .. } => {
+                return bad("finite convolutional networks are not built yet".into())
+            }
         };
         if inputs.is_empty() {
             return bad(format!("node {i} combines no inputs"));
@@ -196,6 +199,11 @@ impl Graph {
                         .collect();
                     ops.push(Op::Concat { parts });
                 }
+                Node::Conv { .. } | Node::GlobalAvgPool { .. } | Node::Flatten { .. } => {
+                    return Err(Error::Architecture(
+                        "finite convolutional networks are not built yet".into(),
+                    ))
+                }
             }
             trainable.push(match node {
                 Node::Input => false,
@@ -203,7 +211,10 @@ impl Graph {
                 Node::Activation { .. }
                 | Node::LayerNorm { .. }
                 | Node::Sum { .. }
-                | Node::Concat { .. } => node.inputs().iter().any(|&j| trainable[j]),
+                | Node::Concat { .. }
+                | Node::Conv { .. }
+                | Node::GlobalAvgPool { .. }
+                | Node::Flatten { .. } => node.inputs().iter().any(|&j| trainable[j]),
             });
         }
         let r = &arch.readout;

@@ -137,6 +137,7 @@ impl GraphBuilder {
     }
     pub fn readout(self, input: usize, w_std: f64, b_std: f64) -> Architecture {
         Architecture {
+            spatial: None,
             nodes: self.nodes,
             readout: Readout {
                 input,

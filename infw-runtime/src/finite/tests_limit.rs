@@ -392,6 +392,9 @@ fn graph_kernels(
                 }
                 out
             }
+            Node::Conv { .. } | Node::GlobalAvgPool { .. } | Node::Flatten { .. } => {
+                panic!("this flat reference kernel has no convolutions")
+            }
         };
         st.push(next);
     }
