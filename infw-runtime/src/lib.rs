@@ -21,6 +21,7 @@ pub mod model;
 pub mod network;
 pub mod program;
 pub mod solve;
+pub mod spatial;
 pub mod train;
 pub mod validate;
 
@@ -31,4 +32,6 @@ pub use infw_layers::UserActivation;
 pub use loss::Loss;
 pub use model::{FlowModel, FunctionSpaceModel, KernelKind, KernelModel, LimitRule};
 pub use network::{Network, TrainingInputs};
-pub use program::{AdamLimitProgram, KernelProgram, PairInputs, PairKernels, Parallel, Want};
+pub use program::{
+    AdamLimitProgram, KernelProgram, PairInputs, PairKernels, PairProgram, Parallel, Want,
+};

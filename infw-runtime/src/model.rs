@@ -429,6 +429,6 @@ impl<K: KernelProgram> Network<K> {
         x: &ArrayBase<S, Ix2>,
         want: Want,
     ) -> Result<crate::solve::KernelDiagonals> {
-        crate::solve::kernel_diagonals(self.program(), x.view(), want)
+        self.program().diagonals(x.view(), want)
     }
 }

@@ -1,5 +1,5 @@
 //! [`Network`]: what `network!` returns; the user-facing capabilities hang off it.
-use crate::gram::{self, GramParams, KernelMatrices};
+use crate::gram::{GramParams, KernelMatrices};
 use crate::{Architecture, KernelProgram, Result, Want};
 use ndarray::{Array2, ArrayBase, ArrayView2, Data, Ix2};
 
@@ -109,7 +109,7 @@ impl<K: KernelProgram> Network<K> {
         }
         let x = x.view();
         let t = (!same_matrix(&x, &training.0)).then_some(training.0);
-        gram::evaluate(&self.program, x, t, want, &self.gram)
+        self.program.gram(x, t, want, &self.gram)
     }
 
     fn symmetric(
@@ -119,6 +119,6 @@ impl<K: KernelProgram> Network<K> {
         want: Want,
     ) -> Result<KernelMatrices> {
         let t = (!same_matrix(&x1, &x2)).then_some(x2);
-        gram::evaluate(&self.program, x1, t, want, &self.gram)
+        self.program.gram(x1, t, want, &self.gram)
     }
 }

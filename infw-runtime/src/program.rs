@@ -7,6 +7,10 @@
 
 use crate::arch::Architecture;
 use crate::dual::{F64x4, Real};
+use crate::gram::{GramParams, KernelMatrices};
+use crate::solve::KernelDiagonals;
+use crate::Result;
+use ndarray::ArrayView2;
 pub use infw_layers::{Parallel, Want};
 
 /// The per-pair inputs: inner products of the raw inputs, scaled by 1/d0.
@@ -16,6 +20,9 @@ pub struct PairInputs<T = f64> {
     pub dot: T,
     /// ⟨x, sign(x')⟩ / d0, S⁰ of docs/math.md §4 (0 when H is not requested).
     pub sign_dot: T,
+    /// Θ of the input: 0 for raw inputs; the pooled NTK when a convolutional front feeds
+    /// the dense part (docs/math.md §9).
+    pub ntk: T,
     /// Exact parallelism of x and x'.
     pub parallel: Parallel,
 }
@@ -31,8 +38,54 @@ pub struct PairKernels<T = f64> {
     pub hidden: T,
 }
 
-/// What `network!` generates: the per-point and per-pair passes of one architecture.
+/// What a [`crate::Network`] wraps: a compiled declaration that evaluates its kernels.
+/// Dense declarations implement it through [`PairProgram`] (one matrix product feeds a
+/// per-pair pass); convolutional ones through [`crate::spatial::SpatialProgram`].
 pub trait KernelProgram: Send + Sync {
+    /// The declared architecture.
+    fn architecture(&self) -> &Architecture;
+
+    /// Whether R and H are built for this declaration (then it implements
+    /// [`AdamLimitProgram`]); asking [`crate::Network::kernels`] for them otherwise is an error.
+    fn has_adam_limit(&self) -> bool;
+
+    /// The kernels in `want` between the rows of `x` and of `t` (`None`: `x` itself);
+    /// `t` holds the training examples of R and H.
+    fn gram(
+        &self,
+        x: ArrayView2<f64>,
+        t: Option<ArrayView2<f64>>,
+        want: Want,
+        params: &GramParams,
+    ) -> Result<KernelMatrices>;
+
+    /// k(x, x) for every row of `x`.
+    fn diagonals(&self, x: ArrayView2<f64>, want: Want) -> Result<KernelDiagonals>;
+}
+
+impl<P: PairProgram> KernelProgram for P {
+    fn architecture(&self) -> &Architecture {
+        PairProgram::architecture(self)
+    }
+    fn has_adam_limit(&self) -> bool {
+        PairProgram::has_adam_limit(self)
+    }
+    fn gram(
+        &self,
+        x: ArrayView2<f64>,
+        t: Option<ArrayView2<f64>>,
+        want: Want,
+        params: &GramParams,
+    ) -> Result<KernelMatrices> {
+        crate::gram::evaluate(self, x, t, want, params)
+    }
+    fn diagonals(&self, x: ArrayView2<f64>, want: Want) -> Result<KernelDiagonals> {
+        crate::solve::kernel_diagonals(self, x, want)
+    }
+}
+
+/// What `network!` generates for a dense declaration: the per-point and per-pair passes.
+pub trait PairProgram: Send + Sync {
     /// Everything the pair pass needs from one point (each layer's Σˡ(x,x), Πˡ(x,x), …),
     /// as `f64` for one point or as [`F64x4`] lanes for four.
     type Point<T: Real>: Copy + Send + Sync + Default;
@@ -87,7 +140,7 @@ pub struct CompileErrorStub;
 
 impl AdamLimitProgram for CompileErrorStub {}
 
-impl KernelProgram for CompileErrorStub {
+impl PairProgram for CompileErrorStub {
     type Point<T: Real> = ();
     fn architecture(&self) -> &Architecture {
         unreachable!("network! failed to compile; this stub never runs")

@@ -10,6 +10,7 @@
 //! neural-tangents itself takes the correlation from sums that round differently and is
 //! off by up to ~1.2e-8 relative (√eps through arccos).
 mod cases;
+mod conv_cases;
 
 use cases::{adam_case, nt_case, Case};
 use infw::{KernelMatrices, KernelProgram, Network, TrainingInputs, Want};
@@ -51,10 +52,12 @@ fn matrix(v: &Value) -> Array2<f64> {
     Array2::from_shape_vec((n, m), rows.into_iter().flatten().collect()).unwrap()
 }
 
-/// Rows parallel (x' = αx) as judged independently of the library: |cos| within 1e-12 of 1.
+/// Rows parallel (x' = αx) as judged independently of the library: |cos| within 1e-12 of 1,
+/// or the very same row (a zero row with itself: after a bias its pre-activations are
+/// exactly parallel, and neural-tangents' √eps rounding applies there too).
 fn parallel(a: ndarray::ArrayView1<f64>, b: ndarray::ArrayView1<f64>) -> bool {
     let (na, nb) = (a.dot(&a).sqrt(), b.dot(&b).sqrt());
-    na > 0.0 && nb > 0.0 && (a.dot(&b).abs() / (na * nb) - 1.0).abs() < 1e-12
+    a == b || (na > 0.0 && nb > 0.0 && (a.dot(&b).abs() / (na * nb) - 1.0).abs() < 1e-12)
 }
 
 /// Max errors on non-parallel and parallel entries, relative to max|ref|.
@@ -157,4 +160,40 @@ fn readout_and_hidden_parts_match_the_adam_reference() {
         assert_eq!(only_h.hidden, k.hidden);
         assert!(only_h.nngp.is_none() && only_h.readout.is_none());
     }
+}
+
+/// The convolutional networks (CNN-GP / CNTK, docs/math.md §9), with the dense fixture's
+/// bounds: the recursions are closed forms in f64 through ≤ 4 layers of sums over windows
+/// and positions, so ~1e-15 is expected on generic entries.
+#[test]
+fn conv_nngp_and_ntk_match_neural_tangents() {
+    let f = fixture("nt_conv_kernels.json");
+    let mut ran = 0;
+    for case in f["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let Case::Run(net) = conv_cases::conv_case(name);
+        let (x1, x2) = (matrix(&case["x1"]), matrix(&case["x2"]));
+        let k12 = net.eval(x1.view(), Some(x2.view()), Want::NNGP_NTK);
+        let k11 = net.eval(x1.view(), None, Want::NNGP_NTK);
+        for (label, ours, key, other) in [
+            ("nngp_12", k12.nngp.as_ref().unwrap(), "nngp_12", &x2),
+            ("ntk_12", k12.ntk.as_ref().unwrap(), "ntk_12", &x2),
+            ("nngp_11", k11.nngp.as_ref().unwrap(), "nngp_11", &x1),
+            ("ntk_11", k11.ntk.as_ref().unwrap(), "ntk_11", &x1),
+        ] {
+            let (generic, par) = compare(ours, &matrix(&case[key]), &x1, other);
+            eprintln!("{name:32} {label:8} generic {generic:9.2e}  parallel {par:9.2e}");
+            assert!(
+                generic <= GENERIC_TOL,
+                "{name} {label}: generic error {generic:e}"
+            );
+            assert!(
+                par <= PARALLEL_TOL,
+                "{name} {label}: parallel error {par:e}"
+            );
+        }
+        ran += 1;
+    }
+    eprintln!("ran all {ran} convolutional cases, none skipped");
+    assert_eq!(ran, 9, "the fixture has 9 cases");
 }

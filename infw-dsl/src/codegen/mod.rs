@@ -71,10 +71,14 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     });
     let param_inits = params.iter().map(|(i, _, _)| format_ident!("p{}", i));
     let architecture = architecture(net, rt);
+    let (spatial_items, program_value) = match crate::symbolic::spatial::front(net, rt) {
+        None => (quote!(), quote!(program)),
+        Some(f) => spatial_items(&f, rt),
+    };
     let construct = if params.is_empty() {
-        quote!(#rt::Network::new(program))
+        quote!(#rt::Network::new(#program_value))
     } else {
-        quote!(#rt::Network::try_new(program))
+        quote!(#rt::Network::try_new(#program_value))
     };
 
     quote! {
@@ -92,7 +96,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
             // The folded constants are the user's numbers (e.g. w_std = 1.4142135623730951)
             // and their products: lints about them would point into the declaration.
             #[allow(clippy::all, unused_variables, unused_parens)]
-            impl #rt::KernelProgram for Program {
+            impl #rt::PairProgram for Program {
                 type Point<T: #rt::dual::Real> = Point<T>;
                 fn architecture(&self) -> &#rt::Architecture {
                     &self.architecture
@@ -133,6 +137,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 }
             }
             #adam_impl
+            #spatial_items
             #(#param_lets)*
             let program = Program {
                 architecture: #architecture,
@@ -159,6 +164,12 @@ fn parameters(net: &Network) -> Vec<(usize, TokenStream, syn::Expr)> {
     for n in &net.nodes {
         if let Node::Dense {
             width,
+            w_std,
+            b_std,
+            ..
+        }
+        | Node::Conv {
+            channels: width,
             w_std,
             b_std,
             ..
@@ -246,7 +257,40 @@ fn architecture(net: &Network, rt: &TokenStream) -> TokenStream {
         Node::LayerNorm { input } => quote!(#rt::Node::LayerNorm { input: #input }),
         Node::Sum { inputs } => quote!(#rt::Node::Sum { inputs: ::std::vec![#(#inputs),*] }),
         Node::Concat { inputs } => quote!(#rt::Node::Concat { inputs: ::std::vec![#(#inputs),*] }),
+        Node::Conv {
+            input,
+            channels,
+            size,
+            stride,
+            padding,
+            w_std,
+            b_std,
+        } => {
+            let (channels, w, b) = (usize_value(channels), f64_value(w_std), f64_value(b_std));
+            let padding = format_ident!("{}", format!("{padding:?}"));
+            quote!(#rt::Node::Conv {
+                input: #input,
+                channels: #channels,
+                size: #size,
+                stride: #stride,
+                padding: #rt::dual::Padding::#padding,
+                w_std: #w,
+                b_std: #b,
+            })
+        }
+        Node::GlobalAvgPool { input } => quote!(#rt::Node::GlobalAvgPool { input: #input }),
+        Node::Flatten { input } => quote!(#rt::Node::Flatten { input: #input }),
     });
+    let spatial = match &net.spatial {
+        None => quote!(::core::option::Option::None),
+        Some(s) => {
+            let (shape, channels) = (&s.shape, s.channels);
+            quote!(::core::option::Option::Some(#rt::arch::SpatialInput {
+                shape: ::std::vec![#(#shape),*],
+                channels: #channels,
+            }))
+        }
+    };
     let r = &net.readout;
     let input = r.input;
     let outputs = match &r.outputs {
@@ -259,9 +303,93 @@ fn architecture(net: &Network, rt: &TokenStream) -> TokenStream {
     let (w, b) = (f64_value(&r.w_std), f64_value(&r.b_std));
     quote! {
         #rt::Architecture {
-            spatial: ::core::option::Option::None,
+            spatial: #spatial,
             nodes: ::std::vec![#(#nodes),*],
             readout: #rt::Readout { input: #input, outputs: #outputs, w_std: #w, b_std: #b },
         }
     }
+}
+
+/// The items of a convolutional declaration (docs/math.md §9): the per-point struct, the
+/// front's program around the dense part's `Program`, and its `SpatialProgram` impl;
+/// returns them with the expression of the value `Network` wraps.
+fn spatial_items(f: &crate::symbolic::spatial::Front, rt: &TokenStream) -> (TokenStream, TokenStream) {
+    let field_decls = f.point_fields.iter().map(|(n, ty)| quote!(#n: #ty));
+    let field_names: Vec<_> = f.point_fields.iter().map(|(n, _)| n.clone()).collect();
+    let table_decls = f.tables.iter().map(|(n, ty, _)| quote!(#n: #ty));
+    let table_inits = f.tables.iter().map(|(n, _, init)| quote!(#n: #init));
+    let (point, pair, pooled, row_len) = (&f.point, &f.pair, &f.pooled_var, f.row_len);
+    let items = quote! {
+        #[derive(Clone, Debug)]
+        struct SpatialPoint {
+            row: ::std::vec::Vec<f64>,
+            head: Point<f64>,
+            #(#field_decls,)*
+        }
+        #[derive(Clone, Debug)]
+        struct Spatial {
+            head: Program,
+            #(#table_decls,)*
+        }
+        #[allow(clippy::all, unused_variables, unused_parens)]
+        impl Spatial {
+            /// The pooled (Σ, Θ) of a pair.
+            #[inline(always)]
+            fn front(
+                &self,
+                x: &SpatialPoint,
+                t: &SpatialPoint,
+                planes: &mut #rt::spatial::Planes,
+                want: #rt::Want,
+            ) -> (f64, f64) {
+                #(#pair)*
+                (cov, ntk)
+            }
+        }
+        #[allow(clippy::all, unused_variables, unused_parens)]
+        impl #rt::spatial::SpatialProgram for Spatial {
+            type Point = SpatialPoint;
+            fn architecture(&self) -> &#rt::Architecture {
+                &self.head.architecture
+            }
+            fn row_len(&self) -> usize {
+                #row_len
+            }
+            fn point(&self, row: &[f64], planes: &mut #rt::spatial::Planes) -> SpatialPoint {
+                #(#point)*
+                let mut point = SpatialPoint {
+                    row: row.to_vec(),
+                    head: ::core::default::Default::default(),
+                    #(#field_names,)*
+                };
+                let pooled = #pooled;
+                point.head = #rt::PairProgram::point(&self.head, pooled);
+                point
+            }
+            #[inline(always)]
+            fn pair(
+                &self,
+                x: &SpatialPoint,
+                t: &SpatialPoint,
+                planes: &mut #rt::spatial::Planes,
+                want: #rt::Want,
+            ) -> #rt::PairKernels<f64> {
+                let (cov, ntk) = self.front(x, t, planes, want);
+                let parallel = if x.row == t.row {
+                    #rt::Parallel::Positive
+                } else {
+                    #rt::Parallel::Unknown
+                };
+                let inputs = #rt::PairInputs { dot: cov, sign_dot: 0.0, ntk, parallel };
+                #rt::PairProgram::pair(&self.head, &x.head, &t.head, inputs, want)
+            }
+        }
+    };
+    let value = quote! {
+        #rt::spatial::Convolutional(Spatial {
+            head: program,
+            #(#table_inits,)*
+        })
+    };
+    (items, value)
 }

@@ -7,11 +7,13 @@
 //! an explicit `readout(..)`, or the implied one. Every mistake becomes a `syn::Error` at
 //! the offending token; all of them are reported together.
 
+mod spatial;
 mod suggest;
 pub mod value;
 
 use crate::syntax::{Arg, Block, Item, LayerCall};
 use infw_layers::activation::{lookup, Entry, REGISTRY};
+use infw_layers::conv::{ConvGeometry, Padding};
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::Error;
@@ -84,6 +86,23 @@ pub enum Node {
     Concat {
         inputs: Vec<NodeId>,
     },
+    /// `conv(channels, size, stride, padding, w_std, b_std)` (docs/math.md §9); the
+    /// window and stride shape the generated code, so they are literals.
+    Conv {
+        input: NodeId,
+        channels: Value<usize>,
+        size: usize,
+        stride: usize,
+        padding: Padding,
+        w_std: Value<f64>,
+        b_std: Value<f64>,
+    },
+    GlobalAvgPool {
+        input: NodeId,
+    },
+    Flatten {
+        input: NodeId,
+    },
 }
 
 impl Node {
@@ -93,7 +112,10 @@ impl Node {
             Node::Input => vec![],
             Node::Dense { input, .. }
             | Node::Activation { input, .. }
-            | Node::LayerNorm { input } => {
+            | Node::LayerNorm { input }
+            | Node::Conv { input, .. }
+            | Node::GlobalAvgPool { input }
+            | Node::Flatten { input } => {
                 vec![*input]
             }
             Node::Sum { inputs } | Node::Concat { inputs } => inputs.clone(),
@@ -118,6 +140,8 @@ pub struct Network {
     pub readout: Readout,
     /// How many hyper-parameters are expressions (fields `p0 …` of the program).
     pub expressions: usize,
+    /// `input(s1[, s2], channels)`: a convolutional network's input shape.
+    pub spatial: Option<SpatialInput>,
 }
 
 impl Network {
@@ -131,6 +155,9 @@ impl Network {
             }
         }
         readers[self.readout.input] += 1;
+        if self.spatial.is_some() {
+            return Err("a convolution has no closed-form sign kernel: the sign of a sum over positions of products does not factorise (docs/math.md §9)");
+        }
         for (i, n) in self.nodes.iter().enumerate() {
             match n {
                 Node::Sum { .. } => {
@@ -158,7 +185,8 @@ impl Network {
     /// Whether a node's output is a centred Gaussian process at infinite width.
     pub fn gaussian(&self, id: NodeId) -> bool {
         match &self.nodes[id] {
-            Node::Dense { .. } => true,
+            Node::Dense { .. } | Node::Conv { .. } => true,
+            Node::GlobalAvgPool { input } | Node::Flatten { input } => self.gaussian(*input),
             Node::Input | Node::Activation { .. } => false,
             Node::LayerNorm { input } => self.gaussian(*input),
             Node::Sum { inputs } | Node::Concat { inputs } => {
@@ -172,7 +200,8 @@ impl Network {
     /// another stream adds kernels with no cross terms.
     pub fn fresh(&self, id: NodeId) -> bool {
         match &self.nodes[id] {
-            Node::Dense { .. } => true,
+            Node::Dense { .. } | Node::Conv { .. } => true,
+            Node::GlobalAvgPool { input } | Node::Flatten { input } => self.fresh(*input),
             Node::Input | Node::Activation { .. } => false,
             Node::LayerNorm { input } => self.fresh(*input),
             Node::Sum { inputs } | Node::Concat { inputs } => inputs.iter().all(|&i| self.fresh(i)),
@@ -186,8 +215,86 @@ impl Network {
             Node::Dense { width, .. } => Some(width),
             Node::Activation { input, .. } | Node::LayerNorm { input } => self.width(*input),
             Node::Sum { inputs } => inputs.iter().find_map(|&i| self.width(i)),
-            Node::Concat { .. } => None,
+            Node::Concat { .. } | Node::Flatten { .. } => None,
+            Node::Conv { channels, .. } => Some(channels),
+            Node::GlobalAvgPool { input } => self.width(*input),
         }
+    }
+
+    /// Whether node `id`'s output is spatial (positions × channels): the input of a
+    /// convolutional network and everything before its `global_avg_pool` / `flatten`.
+    pub fn is_spatial(&self, id: NodeId) -> bool {
+        match &self.nodes[id] {
+            Node::Input => self.spatial.is_some(),
+            Node::Conv { .. } => true,
+            Node::GlobalAvgPool { .. } | Node::Flatten { .. } | Node::Dense { .. } => false,
+            other => other.inputs().first().is_some_and(|&i| self.is_spatial(i)),
+        }
+    }
+
+    /// The `global_avg_pool` or `flatten` node that ends the spatial part, if any.
+    pub fn pool(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .position(|n| matches!(n, Node::GlobalAvgPool { .. } | Node::Flatten { .. }))
+    }
+
+    /// The spatial sizes of a spatial node's output (`[s1, 1]` in 1-D).
+    pub fn shape(&self, id: NodeId) -> Option<[usize; 2]> {
+        match &self.nodes[id] {
+            Node::Input => self.spatial.as_ref().map(|s| s.sizes()),
+            Node::Conv {
+                input,
+                size,
+                stride,
+                padding,
+                ..
+            } => {
+                let axes = self.spatial.as_ref()?.shape.len();
+                let shape = self.shape(*input)?;
+                ConvGeometry::new(&shape[..axes], *size, *stride, *padding)
+                    .ok()
+                    .map(|g| g.output)
+            }
+            Node::GlobalAvgPool { .. } | Node::Flatten { .. } | Node::Dense { .. } => None,
+            other => other.inputs().first().and_then(|&i| self.shape(i)),
+        }
+    }
+
+    /// The geometry of convolution node `id`.
+    pub fn conv_geometry(&self, id: NodeId) -> Option<ConvGeometry> {
+        match &self.nodes[id] {
+            Node::Conv {
+                input,
+                size,
+                stride,
+                padding,
+                ..
+            } => {
+                let axes = self.spatial.as_ref()?.shape.len();
+                ConvGeometry::new(&self.shape(*input)?[..axes], *size, *stride, *padding).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `input(s1[, s2], channels)` as declared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpatialInput {
+    pub shape: Vec<usize>,
+    pub channels: usize,
+}
+
+impl SpatialInput {
+    /// The sizes as two axes (`[s1, 1]` in 1-D).
+    pub fn sizes(&self) -> [usize; 2] {
+        [self.shape[0], self.shape.get(1).copied().unwrap_or(1)]
+    }
+
+    /// Positions × channels: the length of a row of X.
+    pub fn row_len(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.channels
     }
 }
 
@@ -203,13 +310,14 @@ const STRUCTURAL: &[&str] = &[
     "act",
     "residual",
     "parallel",
+    "input",
+    "conv",
+    "global_avg_pool",
+    "flatten",
 ];
 
 /// Layers of the neural-tangents vocabulary that infw does not compile yet.
 const PLANNED: &[(&str, &str)] = &[
-    ("conv", "convolutions are planned"),
-    ("global_avg_pool", "convolutions and pooling are planned"),
-    ("flatten", "convolutions and pooling are planned"),
     (
         "batch_norm",
         "batch normalisation couples examples and has no per-pair kernel",
@@ -241,6 +349,7 @@ impl Errors {
 /// The lowering state: the graph so far and the errors found.
 struct Lowering {
     nodes: Vec<Node>,
+    spatial: Option<SpatialInput>,
     errors: Errors,
     exprs: Expressions,
     readout: Option<Readout>,
@@ -256,6 +365,7 @@ pub fn lower(items: &[Item]) -> Result<Network, Error> {
     }
     let mut l = Lowering {
         nodes: vec![Node::Input],
+        spatial: None,
         errors: Errors::default(),
         exprs: Expressions::default(),
         readout: None,
@@ -265,7 +375,31 @@ pub fn lower(items: &[Item]) -> Result<Network, Error> {
         Some(Item::Layer(call)) if call.name == "dense" => (&items[..items.len() - 1], Some(call)),
         _ => (items, None),
     };
+    // `input(…)` first declares a convolutional network's input shape.
+    let body = match body.first() {
+        Some(Item::Layer(call)) if call.name == "input" => {
+            match spatial::input_args(call) {
+                Ok(s) => l.spatial = Some(s),
+                Err(e) => l.errors.push(e),
+            }
+            &body[1..]
+        }
+        _ => body,
+    };
     let current = l.sequence(body, 0, true);
+    if l.view().is_spatial(current) {
+        let span = items
+            .last()
+            .map(|i| match i {
+                Item::Layer(c) => c.name.span(),
+                Item::Block(b) => b.name.span(),
+            })
+            .unwrap_or_else(Span::call_site);
+        l.errors.push(Error::new(
+            span,
+            "the readout needs a flat input: end the convolutional part with `global_avg_pool` or `flatten`, e.g. `… relu global_avg_pool dense(10)`",
+        ));
+    }
     if l.readout.is_none() {
         let readout = match last_dense {
             Some(call) => match l.dense_args(call) {
@@ -291,6 +425,7 @@ pub fn lower(items: &[Item]) -> Result<Network, Error> {
         nodes: l.nodes,
         readout: l.readout.expect("set above"),
         expressions: l.exprs.count,
+        spatial: l.spatial,
     })
 }
 
@@ -323,6 +458,7 @@ impl Lowering {
             nodes: self.nodes.clone(),
             readout: default_readout(0),
             expressions: 0,
+            spatial: self.spatial.clone(),
         }
     }
 
@@ -350,7 +486,17 @@ impl Lowering {
 
     fn layer(&mut self, call: &LayerCall, input: NodeId, top: bool, last: bool) -> NodeId {
         let name = call.name.to_string();
+        if let Some(id) = self.spatial_layer(call, input) {
+            return id;
+        }
         match name.as_str() {
+            "dense" if self.view().is_spatial(input) => {
+                self.errors.push(Error::new(
+                    call.name.span(),
+                    "`dense` needs a flat input: end the convolutional part with `global_avg_pool` or `flatten` first",
+                ));
+                input
+            }
             "dense" => match self.dense_args(call) {
                 Ok((width, w_std, b_std)) => self.push(Node::Dense {
                     input,
@@ -397,6 +543,13 @@ impl Lowering {
                 self.errors.push(Error::new(
                     call.name.span(),
                     format!("`{name}` needs its layers in parentheses, e.g. `{name}(dense(512) relu dense(512))`"),
+                ));
+                input
+            }
+            "layer_norm" if self.view().is_spatial(input) => {
+                self.errors.push(Error::new(
+                    call.name.span(),
+                    "`layer_norm` on positions × channels is not supported yet: place it after `global_avg_pool` or `flatten`",
                 ));
                 input
             }
@@ -464,6 +617,9 @@ impl Lowering {
     fn needs_gaussian(&self, call: &LayerCall, input: NodeId) -> Error {
         let name = &call.name;
         let msg = match &self.nodes[input] {
+            Node::Input if self.spatial.is_some() => format!(
+                "`{name}` needs a convolution before it: the input is not Gaussian; write `conv(channels) {name}`"
+            ),
             Node::Input => format!(
                 "`{name}` needs a dense layer before it: the input is not Gaussian; write `dense(width) {name}`"
             ),
@@ -479,6 +635,13 @@ impl Lowering {
 
     fn block(&mut self, block: &Block, input: NodeId) -> NodeId {
         let kind = block.name.to_string();
+        if self.view().is_spatial(input) {
+            self.errors.push(Error::new(
+                block.name.span(),
+                format!("`{kind}` on positions × channels is not supported yet: place it after `global_avg_pool` or `flatten`"),
+            ));
+            return input;
+        }
         if block.branches.iter().all(|b| b.is_empty()) {
             self.errors.push(Error::new(
                 block.span,

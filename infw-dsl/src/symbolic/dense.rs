@@ -90,7 +90,13 @@ fn sign_kernel(w: &mut Walk, n: NodeId) -> TokenStream {
             quote!(#act.sign)
         }
         // A Gaussian node: √(2/π) Σ(x,x')/√Σ(x',x').
-        Node::Dense { .. } | Node::LayerNorm { .. } | Node::Sum { .. } | Node::Concat { .. } => {
+        Node::Dense { .. }
+        | Node::LayerNorm { .. }
+        | Node::Sum { .. }
+        | Node::Concat { .. }
+        | Node::Conv { .. }
+        | Node::GlobalAvgPool { .. }
+        | Node::Flatten { .. } => {
             let isq = format_ident!("isq{}", n);
             let qn = q(n);
             let rt = &w.rt;
@@ -150,7 +156,12 @@ pub fn adam_limit(w: &mut Walk) -> (TokenStream, Vec<TokenStream>) {
                         let ln = format_ident!("ln{}", m);
                         (quote!(#bpm * #ln * #ln), quote!(#spm * x.#ln * t.#ln))
                     }
-                    Node::Input | Node::Sum { .. } | Node::Concat { .. } => {
+                    Node::Input
+                    | Node::Sum { .. }
+                    | Node::Concat { .. }
+                    | Node::Conv { .. }
+                    | Node::GlobalAvgPool { .. }
+                    | Node::Flatten { .. } => {
                         unreachable!(
                             "adam_limit() admits chains of dense, activation and layer_norm only"
                         )

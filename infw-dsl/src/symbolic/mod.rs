@@ -13,6 +13,7 @@ pub mod activation;
 pub mod combine;
 pub mod dense;
 pub mod layer_norm;
+pub mod spatial;
 
 use crate::ir::{Network, Node, NodeId, Value};
 use proc_macro2::{Ident, TokenStream};
@@ -159,8 +160,29 @@ pub fn derive(net: &Network, rt: &TokenStream) -> Derivation {
         pair: Vec::new(),
         vars: Vec::with_capacity(net.nodes.len()),
     };
+    // A convolutional network: the front (docs/math.md §9, `spatial`) hands the dense part
+    // the pooled Σ, Θ and parallelism as its input, and the pooled variance per point.
+    let pool = net.pool();
     for (n, node) in net.nodes.iter().enumerate() {
+        if pool.is_some_and(|p| n < p) {
+            w.vars.push(PairVars {
+                cov: quote!(),
+                ntk: None,
+                parallel: quote!(),
+            });
+            continue;
+        }
         let vars = match node {
+            Node::GlobalAvgPool { .. } | Node::Flatten { .. } => {
+                let qn = q(n);
+                w.point.push(quote!(let #qn = sq_norm;));
+                PairVars {
+                    cov: quote!(input.dot),
+                    ntk: Some(quote!(input.ntk)),
+                    parallel: quote!(input.parallel),
+                }
+            }
+            Node::Conv { .. } => unreachable!("a conv node lies before the pool"),
             Node::Input => {
                 w.point.push(quote!(let q0 = sq_norm;));
                 PairVars {

@@ -1,4 +1,4 @@
-//! Parallel tiled Gram evaluation of a [`KernelProgram`] (docs/math.md §3: one matrix product
+//! Parallel tiled Gram evaluation of a [`PairProgram`] (docs/math.md §3: one matrix product
 //! feeds an elementwise map).
 //!
 //! Work is split into bands of rows (rayon). A band computes its inner products with one
@@ -16,7 +16,7 @@
 mod parallel_rows;
 
 use crate::dual::F64x4;
-use crate::program::{KernelProgram, PairInputs, PairKernels, Parallel, Want};
+use crate::program::{PairProgram, PairInputs, PairKernels, Parallel, Want};
 use crate::Result;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -61,7 +61,7 @@ pub struct KernelMatrices {
 
 /// Evaluates the requested kernels between the rows of `x` and the rows of `t`
 /// (`t = None`: `x` against itself). `t` holds the training examples of R and H.
-pub fn evaluate<K: KernelProgram>(
+pub fn evaluate<K: PairProgram>(
     program: &K,
     x: ArrayView2<f64>,
     t: Option<ArrayView2<f64>>,
@@ -89,7 +89,7 @@ pub fn evaluate<K: KernelProgram>(
 }
 
 /// Rare combinations go through a loop with a runtime `want` (same results, less folding).
-fn run_dyn<K: KernelProgram>(
+fn run_dyn<K: PairProgram>(
     program: &K,
     x: ArrayView2<f64>,
     t: ArrayView2<f64>,
@@ -100,7 +100,7 @@ fn run_dyn<K: KernelProgram>(
     Ok(run_with(program, x, t, same_set, params, want))
 }
 
-fn run<K: KernelProgram, const MASK: u8>(
+fn run<K: PairProgram, const MASK: u8>(
     program: &K,
     x: ArrayView2<f64>,
     t: ArrayView2<f64>,
@@ -127,7 +127,7 @@ struct Band<'a> {
 const LANES: usize = 4;
 
 #[inline(always)]
-fn run_with<K: KernelProgram>(
+fn run_with<K: PairProgram>(
     program: &K,
     x: ArrayView2<f64>,
     t: ArrayView2<f64>,
@@ -284,6 +284,7 @@ fn run_with<K: KernelProgram>(
                             let inputs = PairInputs {
                                 dot,
                                 sign_dot: sign_dots[j],
+                                ntk: 0.0,
                                 parallel,
                             };
                             let k = program.pair(&x_points[i], &t_points[j], inputs, want);
@@ -338,7 +339,7 @@ struct Row<'a, P, Q> {
 /// pairs are fixed up afterwards), writing all four kernels into `out`. Compiled twice:
 /// for the baseline target and with AVX2+FMA, chosen at run time.
 #[inline(always)]
-fn hot_row_body<K: KernelProgram>(
+fn hot_row_body<K: PairProgram>(
     program: &K,
     row: &Row<K::Point<F64x4>, K::Point<F64x4>>,
     want: Want,
@@ -361,6 +362,7 @@ fn hot_row_body<K: KernelProgram>(
         let inputs = PairInputs {
             dot: F64x4(dots[lanes.clone()].try_into().expect("4 lanes")),
             sign_dot: F64x4(sdots[lanes.clone()].try_into().expect("4 lanes")),
+            ntk: F64x4([0.0; 4]),
             parallel: Parallel::Unknown,
         };
         let k = program.pair(&row.x_point, t, inputs, want);
@@ -373,7 +375,7 @@ fn hot_row_body<K: KernelProgram>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn hot_row_avx2<K: KernelProgram>(
+fn hot_row_avx2<K: PairProgram>(
     program: &K,
     row: &Row<K::Point<F64x4>, K::Point<F64x4>>,
     want: Want,
@@ -383,7 +385,7 @@ fn hot_row_avx2<K: KernelProgram>(
 }
 
 #[inline(always)]
-fn hot_row<K: KernelProgram>(
+fn hot_row<K: PairProgram>(
     program: &K,
     row: &Row<K::Point<F64x4>, K::Point<F64x4>>,
     want: Want,

@@ -7,7 +7,7 @@
 //! symmetric Gram evaluation does. O(d) work per point, parallel over points (rayon).
 
 use crate::error::{Error, Result};
-use crate::program::{KernelProgram, PairInputs, PairKernels, Parallel, Want};
+use crate::program::{PairProgram, PairInputs, PairKernels, Parallel, Want};
 use ndarray::{Array1, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -28,7 +28,7 @@ pub struct KernelDiagonals {
 /// k(x, x) for every row x of `x`, for the kernels in `want`, straight from the compiled
 /// program (see also [`crate::Network::kernel_diagonals`]). Errors: empty or non-finite
 /// inputs; R or H asked of a declaration without the Adam-like limit.
-pub fn kernel_diagonals<K: KernelProgram>(
+pub fn kernel_diagonals<K: PairProgram>(
     program: &K,
     x: ArrayView2<f64>,
     want: Want,
@@ -55,6 +55,7 @@ pub fn kernel_diagonals<K: KernelProgram>(
             let inputs = PairInputs {
                 dot: sq_norm,
                 sign_dot,
+                ntk: 0.0,
                 parallel: Parallel::Positive,
             };
             program.pair(&point, &point, inputs, want)

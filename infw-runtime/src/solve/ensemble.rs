@@ -2,7 +2,6 @@
 //! ([`NngpEnsemble`] or [`NtkEnsemble`]), so that predicting the mean and covariance on new
 //! inputs evaluates only the test kernels (docs/math.md §5, "Predictive uncertainty").
 
-use super::diagonal::kernel_diagonals;
 use super::predictive::{
     CovarianceMode, EnsembleOptions, Gaussian, NngpEnsemble, NtkEnsemble, TestTestKernel,
 };
@@ -35,7 +34,7 @@ pub(crate) fn nngp_test_test<K: KernelProgram>(
     Ok(match mode {
         CovarianceMode::Full => TestTestOwned::Full(net.nngp(&x, &x)?),
         CovarianceMode::Diagonal => TestTestOwned::Diagonal(
-            kernel_diagonals(net.program(), x, Want::NNGP)?
+            net.program().diagonals(x, Want::NNGP)?
                 .nngp
                 .expect("requested"),
         ),
