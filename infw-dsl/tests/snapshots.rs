@@ -53,3 +53,11 @@ snapshot_case!(
     hyper_parameters_as_expressions,
     dense(width, w_std = sigma) relu dense(16, b_std = 2f64.sqrt()) relu
 );
+snapshot_case!(
+    conv_1d_global_avg_pool,
+    input(12, 1) conv(64, size = 3, w_std = 1.4, b_std = 0.1) relu conv(64, size = 5, stride = 2, padding = circular) erf global_avg_pool dense(1)
+);
+snapshot_case!(
+    conv_2d_flatten,
+    input(4, 6, 2) conv(8, size = 3, padding = valid) relu flatten dense(16) relu
+);

@@ -22,7 +22,8 @@ pub enum KernelKind {
 }
 
 impl KernelKind {
-    fn want(self) -> Want {
+    /// The kernel to ask a Gram evaluation for.
+    pub fn want(self) -> Want {
         match self {
             KernelKind::Nngp => Want::NNGP,
             KernelKind::Ntk => Want::NTK,

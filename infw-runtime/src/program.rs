@@ -128,7 +128,7 @@ pub trait PairProgram: Send + Sync {
 #[diagnostic::on_unimplemented(
     message = "the Adam-like limit is not built for this declaration",
     label = "this network has no Adam-like limit (R, H)",
-    note = "the sign-kernel limit is derived for chains of dense layers, activations and layer_norm; residual sums and concatenations have no verified rule yet (docs/math.md §8)"
+    note = "the sign-kernel limit is derived for chains of dense layers, activations and layer_norm; residual sums and concatenations have no verified rule yet (docs/math.md §8), and convolutions have no closed form (the sign of a sum over positions does not factorise, docs/math.md §9)"
 )]
 pub trait AdamLimitProgram: KernelProgram {}
 

@@ -1,3 +1,3 @@
 fn main() {
-    let _net = infw::network!{ dense(512) relu global_avg_pool };
+    let _net = infw::network!{ dense(512) relu batch_norm };
 }

@@ -107,7 +107,17 @@ impl Lowering {
                     Ok(node) => Some(self.push(node)),
                     Err(e) => {
                         self.errors.push(e);
-                        Some(input)
+                        // A stand-in of the same shape, so that the layers after it are
+                        // judged as if it were right (no cascade of errors).
+                        Some(self.push(Node::Conv {
+                            input,
+                            channels: Value::Literal(1),
+                            size: 1,
+                            stride: 1,
+                            padding: Padding::Same,
+                            w_std: Value::Literal(DEFAULT_W_STD),
+                            b_std: Value::Literal(DEFAULT_B_STD),
+                        }))
                     }
                 }
             }

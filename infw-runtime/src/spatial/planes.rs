@@ -191,8 +191,9 @@ impl Planes {
     /// every tap pair is (both padded, or both identical).
     #[inline(always)]
     pub fn conv(&mut self, t: &ConvTable, want_ntk: bool) {
-        let window = t.geometry.window();
-        let outs = t.geometry.output_positions();
+        let g = &t.geometry;
+        let window = g.window();
+        let outs = g.output_positions();
         let (wv, bv) = (t.w_var_over_window, t.b_var);
         let in_ld = self.ld();
         let (rows, cols) = (outs, if self.diagonal { 0 } else { outs });
@@ -205,36 +206,96 @@ impl Planes {
             self.next_ntk.clear();
             self.next_ntk.resize(entries, 0.0);
         }
-        let any_same = self.any_same;
-        if any_same {
-            self.next_same.clear();
-            self.next_same.resize(entries, false);
-        }
-        let mut still_same = false;
-        for p in 0..rows {
-            let tp = &t.taps[p * window..(p + 1) * window];
-            let qs = if self.diagonal { p..p + 1 } else { 0..cols };
-            for q in qs {
-                let tq = &t.taps[q * window..(q + 1) * window];
-                let k = if self.diagonal { p } else { p * ld + q };
-                let (mut s, mut th) = (0.0, 0.0);
-                for a in 0..window {
-                    let src = if self.diagonal {
-                        tp[a] as usize
-                    } else {
-                        tp[a] as usize * in_ld + tq[a] as usize
-                    };
-                    s += self.cov[src];
+        if !self.diagonal && g.stride == [1, 1] && !g.circular && g.input[1] == 1 {
+            // 1-D, stride 1, zero padding: for an output row p and an offset a, the taps of
+            // consecutive q are consecutive input columns: sums of contiguous runs.
+            let (n_in, pad) = (g.input[0], g.pad_before[0]);
+            for p in 0..rows {
+                for a in 0..g.size[0] {
+                    let Some(i) = g.source(0, p, a) else { continue };
+                    let lo = pad.saturating_sub(a);
+                    let hi = (n_in + pad).saturating_sub(a).min(cols);
+                    if lo >= hi {
+                        continue;
+                    }
+                    let (dst, src) = (p * ld + lo, i * in_ld + lo + a - pad);
+                    let len = hi - lo;
+                    add_run(&mut self.next_cov[dst..dst + len], &self.cov[src..src + len]);
                     if ntk {
-                        th += self.ntk[src];
+                        add_run(&mut self.next_ntk[dst..dst + len], &self.ntk[src..src + len]);
                     }
                 }
-                let cov = s * wv + bv;
-                self.next_cov[k] = cov;
-                if want_ntk {
-                    self.next_ntk[k] = if ntk { th * wv + cov } else { cov };
+                self.finish_row(p * ld..p * ld + cols, wv, bv, want_ntk, ntk);
+            }
+        } else if !self.diagonal && g.stride == [1, 1] && !g.circular {
+            // Stride 1, zero padding: for an output row p and an offset a, the taps of
+            // consecutive q are consecutive input columns: sums of contiguous runs.
+            for p0 in 0..g.output[0] {
+                for p1 in 0..g.output[1] {
+                    let p = p0 * g.output[1] + p1;
+                    for a0 in 0..g.size[0] {
+                        let Some(i0) = g.source(0, p0, a0) else { continue };
+                        for a1 in 0..g.size[1] {
+                            let Some(i1) = g.source(1, p1, a1) else { continue };
+                            let i = i0 * g.input[1] + i1;
+                            // Valid q1: 0 ≤ q1 + a1 − pad1 < input1.
+                            let lo1 = g.pad_before[1].saturating_sub(a1);
+                            let hi1 = (g.input[1] + g.pad_before[1]).saturating_sub(a1).min(g.output[1]);
+                            if lo1 >= hi1 {
+                                continue;
+                            }
+                            let len = hi1 - lo1;
+                            for q0 in 0..g.output[0] {
+                                let Some(j0) = g.source(0, q0, a0) else { continue };
+                                let dst = p * ld + q0 * g.output[1] + lo1;
+                                let src = i * in_ld + j0 * g.input[1] + lo1 + a1 - g.pad_before[1];
+                                add_run(&mut self.next_cov[dst..dst + len], &self.cov[src..src + len]);
+                                if ntk {
+                                    add_run(&mut self.next_ntk[dst..dst + len], &self.ntk[src..src + len]);
+                                }
+                            }
+                        }
+                    }
+                    self.finish_row(p * ld..p * ld + cols, wv, bv, want_ntk, ntk);
                 }
-                if any_same {
+            }
+        } else {
+            for p in 0..rows {
+                let tp = &t.taps[p * window..(p + 1) * window];
+                let qs = if self.diagonal { p..p + 1 } else { 0..cols };
+                for q in qs {
+                    let tq = &t.taps[q * window..(q + 1) * window];
+                    let k = if self.diagonal { p } else { p * ld + q };
+                    let (mut s, mut th) = (0.0, 0.0);
+                    for a in 0..window {
+                        let src = if self.diagonal {
+                            tp[a] as usize
+                        } else {
+                            tp[a] as usize * in_ld + tq[a] as usize
+                        };
+                        s += self.cov[src];
+                        if ntk {
+                            th += self.ntk[src];
+                        }
+                    }
+                    let cov = s * wv + bv;
+                    self.next_cov[k] = cov;
+                    if want_ntk {
+                        self.next_ntk[k] = if ntk { th * wv + cov } else { cov };
+                    }
+                }
+            }
+        }
+        let mut still_same = false;
+        if self.any_same {
+            self.next_same.clear();
+            self.next_same.resize(entries, false);
+            for p in 0..rows {
+                let tp = &t.taps[p * window..(p + 1) * window];
+                let qs = if self.diagonal { p..p + 1 } else { 0..cols };
+                for q in qs {
+                    let tq = &t.taps[q * window..(q + 1) * window];
+                    let k = if self.diagonal { p } else { p * ld + q };
                     let same = (0..window).all(|a| {
                         let src = if self.diagonal {
                             tp[a] as usize
@@ -247,6 +308,9 @@ impl Planes {
                     still_same |= same;
                 }
             }
+            std::mem::swap(&mut self.same, &mut self.next_same);
+            let zero = if self.diagonal { rows } else { rows * ld + cols };
+            self.same[zero] = true;
         }
         self.rows = rows;
         self.cols = cols;
@@ -255,12 +319,26 @@ impl Planes {
             std::mem::swap(&mut self.ntk, &mut self.next_ntk);
         }
         self.has_ntk = want_ntk;
-        if any_same {
-            std::mem::swap(&mut self.same, &mut self.next_same);
-            let zero = if self.diagonal { rows } else { rows * ld + cols };
-            self.same[zero] = true;
-        }
         self.any_same = still_same;
+    }
+
+    /// The affine end of a convolution on one output row of tap sums:
+    /// Σ = σw²/kⁿ·sum + σb², Θ = σw²/kⁿ·sum + Σ.
+    #[inline(always)]
+    fn finish_row(&mut self, row: std::ops::Range<usize>, wv: f64, bv: f64, want_ntk: bool, ntk: bool) {
+        for v in &mut self.next_cov[row.clone()] {
+            *v = *v * wv + bv;
+        }
+        if want_ntk {
+            let (nt, nc) = (&mut self.next_ntk[row.clone()], &self.next_cov[row]);
+            if ntk {
+                for (t, c) in nt.iter_mut().zip(nc) {
+                    *t = *t * wv + c;
+                }
+            } else {
+                nt.copy_from_slice(nc);
+            }
+        }
     }
 
     /// An activation on every entry (docs/math.md §9: §3 elementwise, with a = Σ_{p,p}(x,x)
@@ -364,5 +442,13 @@ impl Planes {
         }
         let n = (self.rows * cols) as f64;
         (s / n, th / n)
+    }
+}
+
+/// dst += src, elementwise (vectorised).
+#[inline(always)]
+fn add_run(dst: &mut [f64], src: &[f64]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += s;
     }
 }
