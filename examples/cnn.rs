@@ -29,10 +29,7 @@ fn regression<K: KernelProgram + Clone>(
     let n = d.x_train.nrows();
     let fit_n = n - n / 5;
     let y = one_hot(&d.labels_train, d.classes);
-    let (x_fit, y_fit) = (
-        d.x_train.slice(s![..fit_n, ..]),
-        y.slice(s![..fit_n, ..]),
-    );
+    let (x_fit, y_fit) = (d.x_train.slice(s![..fit_n, ..]), y.slice(s![..fit_n, ..]));
     let x_val = d.x_train.slice(s![fit_n.., ..]);
     // One Gram for every ridge: the prepared solver is refitted per ridge.
     let k_fit = net.kernels(&x_fit, infw::TrainingInputs::of(&x_fit), kind.want())?;
@@ -48,7 +45,10 @@ fn regression<K: KernelProgram + Clone>(
     let mut best = (f64::NAN, -1.0);
     for ridge in RIDGES {
         let solver = infw::solve::KernelRegression::fit(k_fit.view(), y_fit.view(), ridge)?;
-        let acc = accuracy(solver.predict(k_val.view())?.view(), &d.labels_train[fit_n..])?;
+        let acc = accuracy(
+            solver.predict(k_val.view())?.view(),
+            &d.labels_train[fit_n..],
+        )?;
         if acc > best.1 {
             best = (ridge, acc);
         }

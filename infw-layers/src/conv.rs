@@ -61,7 +61,11 @@ pub enum GeometryError {
     ZeroSize,
     ZeroStride,
     /// A `valid` window larger than the input along an axis.
-    WindowTooLarge { axis: usize, size: usize, input: usize },
+    WindowTooLarge {
+        axis: usize,
+        size: usize,
+        input: usize,
+    },
     TooManyAxes(usize),
 }
 

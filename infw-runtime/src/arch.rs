@@ -241,9 +241,11 @@ impl Architecture {
             let shape = match node {
                 Node::Input => match &self.spatial {
                     None => None,
-                    Some(s) => Some(ConvGeometry::new(&s.shape, 1, 1, Padding::Valid)
-                        .map_err(|e| Error::Architecture(format!("input(…): {e}")))?
-                        .input),
+                    Some(s) => Some(
+                        ConvGeometry::new(&s.shape, 1, 1, Padding::Valid)
+                            .map_err(|e| Error::Architecture(format!("input(…): {e}")))?
+                            .input,
+                    ),
                 },
                 Node::Conv {
                     input,
@@ -274,12 +276,15 @@ impl Architecture {
                 other => {
                     let ins = other.inputs();
                     let Some(&i0) = ins.first() else {
-                        return Err(Error::Architecture("a sum or concatenation of nothing".into()));
+                        return Err(Error::Architecture(
+                            "a sum or concatenation of nothing".into(),
+                        ));
                     };
                     let first = shapes[i0];
                     if ins.iter().any(|&i| shapes[i] != first) {
                         return Err(Error::Architecture(
-                            "the inputs of a sum or concatenation must have the same spatial shape".into(),
+                            "the inputs of a sum or concatenation must have the same spatial shape"
+                                .into(),
                         ));
                     }
                     first
@@ -306,7 +311,8 @@ impl Architecture {
         let spatial = self.spatial.as_ref().map(|s| s.shape.len()).unwrap_or(0);
         let Some(shape) = shapes[input] else {
             return Err(Error::Architecture(
-                "a convolution needs a spatial input: declare `input(s1, [s2,] channels)` first".into(),
+                "a convolution needs a spatial input: declare `input(s1, [s2,] channels)` first"
+                    .into(),
             ));
         };
         ConvGeometry::new(&shape[..spatial.max(1)], size, stride, padding)

@@ -10,8 +10,8 @@ use crate::dual::{F64x4, Real};
 use crate::gram::{GramParams, KernelMatrices};
 use crate::solve::KernelDiagonals;
 use crate::Result;
-use ndarray::ArrayView2;
 pub use infw_layers::{Parallel, Want};
+use ndarray::ArrayView2;
 
 /// The per-pair inputs: inner products of the raw inputs, scaled by 1/d0.
 #[derive(Clone, Copy, Debug, Default)]

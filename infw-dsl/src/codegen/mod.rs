@@ -313,7 +313,10 @@ fn architecture(net: &Network, rt: &TokenStream) -> TokenStream {
 /// The items of a convolutional declaration (docs/math.md §9): the per-point struct, the
 /// front's program around the dense part's `Program`, and its `SpatialProgram` impl;
 /// returns them with the expression of the value `Network` wraps.
-fn spatial_items(f: &crate::symbolic::spatial::Front, rt: &TokenStream) -> (TokenStream, TokenStream) {
+fn spatial_items(
+    f: &crate::symbolic::spatial::Front,
+    rt: &TokenStream,
+) -> (TokenStream, TokenStream) {
     let field_decls = f.point_fields.iter().map(|(n, ty)| quote!(#n: #ty));
     let field_names: Vec<_> = f.point_fields.iter().map(|(n, _)| n.clone()).collect();
     let table_decls = f.tables.iter().map(|(n, ty, _)| quote!(#n: #ty));

@@ -317,12 +317,10 @@ const STRUCTURAL: &[&str] = &[
 ];
 
 /// Layers of the neural-tangents vocabulary that infw does not compile yet.
-const PLANNED: &[(&str, &str)] = &[
-    (
-        "batch_norm",
-        "batch normalisation couples examples and has no per-pair kernel",
-    ),
-];
+const PLANNED: &[(&str, &str)] = &[(
+    "batch_norm",
+    "batch normalisation couples examples and has no per-pair kernel",
+)];
 
 /// Every name the grammar accepts (for suggestions).
 fn all_names() -> Vec<&'static str> {

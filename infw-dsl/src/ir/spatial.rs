@@ -24,7 +24,10 @@ fn count(expr: &Expr, what: &str) -> Result<usize, Error> {
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..
         }) if i.suffix().is_empty() || i.suffix() == "usize" => match i.base10_parse::<usize>() {
-            Ok(0) | Err(_) => Err(Error::new(expr.span(), format!("{what} must be at least 1"))),
+            Ok(0) | Err(_) => Err(Error::new(
+                expr.span(),
+                format!("{what} must be at least 1"),
+            )),
             Ok(v) => Ok(v),
         },
         _ => Err(Error::new(
@@ -36,7 +39,8 @@ fn count(expr: &Expr, what: &str) -> Result<usize, Error> {
 
 /// `input(s1[, s2], channels)`: one or two spatial sizes, then the channels.
 pub fn input_args(call: &LayerCall) -> Result<SpatialInput, Error> {
-    let usage = "`input` takes the spatial sizes, then the channels: `input(40, 1)` or `input(8, 8, 1)`";
+    let usage =
+        "`input` takes the spatial sizes, then the channels: `input(40, 1)` or `input(8, 8, 1)`";
     let args = call
         .args
         .as_ref()
@@ -56,7 +60,9 @@ pub fn input_args(call: &LayerCall) -> Result<SpatialInput, Error> {
     if positions.is_none_or(|p| p > MAX_POSITIONS) {
         return Err(Error::new(
             args.span,
-            format!("more than {MAX_POSITIONS} positions: the per-pair covariance planes would not fit"),
+            format!(
+                "more than {MAX_POSITIONS} positions: the per-pair covariance planes would not fit"
+            ),
         ));
     }
     Ok(SpatialInput {
@@ -158,9 +164,7 @@ impl Lowering {
                 "stride" if stride.is_none() => stride = Some(count(&arg.value, "the stride")?),
                 "padding" if padding.is_none() => padding = Some(padding_value(&arg.value)?),
                 "channels" | "size" | "stride" | "padding" => return Err(twice()),
-                "w_std" | "b_std" => {
-                    self.stds(arg, key, &mut w_std, &mut b_std, CONV_PARAMS)?
-                }
+                "w_std" | "b_std" => self.stds(arg, key, &mut w_std, &mut b_std, CONV_PARAMS)?,
                 other => {
                     let hint = nearest(other, CONV_PARAMS)
                         .map(|n| format!("; did you mean `{n}`?"))
@@ -176,16 +180,25 @@ impl Lowering {
             }
         }
         let channels = channels.ok_or_else(missing)?;
-        let (size, stride) = (size.unwrap_or(DEFAULT_SIZE), stride.unwrap_or(DEFAULT_STRIDE));
+        let (size, stride) = (
+            size.unwrap_or(DEFAULT_SIZE),
+            stride.unwrap_or(DEFAULT_STRIDE),
+        );
         let padding = padding.unwrap_or_default();
         let view = self.view();
         let axes = view.spatial.as_ref().map(|s| s.shape.len()).unwrap_or(1);
         let shape = view.shape(input).ok_or_else(|| {
-            Error::new(call.name.span(), "the shape before this convolution is unknown")
+            Error::new(
+                call.name.span(),
+                "the shape before this convolution is unknown",
+            )
         })?;
         ConvGeometry::new(&shape[..axes], size, stride, padding).map_err(|e| {
             let sizes: Vec<String> = shape[..axes].iter().map(|n| n.to_string()).collect();
-            Error::new(args.span, format!("{e} (the input here has {} positions)", sizes.join(" × ")))
+            Error::new(
+                args.span,
+                format!("{e} (the input here has {} positions)", sizes.join(" × ")),
+            )
         })?;
         Ok(Node::Conv {
             input,

@@ -139,12 +139,30 @@ fn errors_name_the_mistake() {
         (quote!(dense(8) relu layer_norm), "Gaussian input"),
         (quote!(dense(8) conv), "needs a spatial input"),
         (quote!(dense(8) relu batch_norm), "not supported yet"),
-        (quote!(input(8, 1) conv(4, size = 9, padding = valid) relu flatten), "does not fit"),
-        (quote!(input(8, 1) conv(4, stride = 0) relu flatten), "at least 1"),
-        (quote!(input(8, 1) conv(4, pading = same) relu flatten), "did you mean `padding`"),
-        (quote!(input(8) conv(4) relu flatten), "spatial sizes, then the channels"),
-        (quote!(input(8, 1) conv(4) relu layer_norm flatten), "not supported yet"),
-        (quote!(input(8, 1) conv(4) residual(relu conv(4)) flatten), "not supported yet"),
+        (
+            quote!(input(8, 1) conv(4, size = 9, padding = valid) relu flatten),
+            "does not fit",
+        ),
+        (
+            quote!(input(8, 1) conv(4, stride = 0) relu flatten),
+            "at least 1",
+        ),
+        (
+            quote!(input(8, 1) conv(4, pading = same) relu flatten),
+            "did you mean `padding`",
+        ),
+        (
+            quote!(input(8) conv(4) relu flatten),
+            "spatial sizes, then the channels",
+        ),
+        (
+            quote!(input(8, 1) conv(4) relu layer_norm flatten),
+            "not supported yet",
+        ),
+        (
+            quote!(input(8, 1) conv(4) residual(relu conv(4)) flatten),
+            "not supported yet",
+        ),
         (quote!(dense(8) relu readout relu), "nothing may follow"),
         (quote!(dense(8) leaky_relu), "needs its parameter `alpha`"),
         (quote!(dense(8) leaky_relu(1e200)), "at most 1e150"),

@@ -16,7 +16,7 @@
 mod parallel_rows;
 
 use crate::dual::F64x4;
-use crate::program::{PairProgram, PairInputs, PairKernels, Parallel, Want};
+use crate::program::{PairInputs, PairKernels, PairProgram, Parallel, Want};
 use crate::Result;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;

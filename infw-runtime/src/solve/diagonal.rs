@@ -7,7 +7,7 @@
 //! symmetric Gram evaluation does. O(d) work per point, parallel over points (rayon).
 
 use crate::error::{Error, Result};
-use crate::program::{PairProgram, PairInputs, PairKernels, Parallel, Want};
+use crate::program::{PairInputs, PairKernels, PairProgram, Parallel, Want};
 use ndarray::{Array1, ArrayView2, Axis};
 use rayon::prelude::*;
 

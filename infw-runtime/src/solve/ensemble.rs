@@ -34,7 +34,8 @@ pub(crate) fn nngp_test_test<K: KernelProgram>(
     Ok(match mode {
         CovarianceMode::Full => TestTestOwned::Full(net.nngp(&x, &x)?),
         CovarianceMode::Diagonal => TestTestOwned::Diagonal(
-            net.program().diagonals(x, Want::NNGP)?
+            net.program()
+                .diagonals(x, Want::NNGP)?
                 .nngp
                 .expect("requested"),
         ),

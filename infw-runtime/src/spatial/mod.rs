@@ -40,7 +40,13 @@ pub trait SpatialProgram: Send + Sync {
     fn point(&self, row: &[f64], scratch: &mut Planes) -> Self::Point;
 
     /// NNGP and NTK of one pair (only `want.nngp` / `want.ntk` are read).
-    fn pair(&self, x: &Self::Point, t: &Self::Point, scratch: &mut Planes, want: Want) -> PairKernels<f64>;
+    fn pair(
+        &self,
+        x: &Self::Point,
+        t: &Self::Point,
+        scratch: &mut Planes,
+        want: Want,
+    ) -> PairKernels<f64>;
 }
 
 /// A convolutional program as a [`KernelProgram`]: what a [`crate::Network`] of a
@@ -180,7 +186,12 @@ struct Row<'a, P> {
 }
 
 #[inline(always)]
-fn row_body<S: SpatialProgram>(program: &S, mut row: Row<S::Point>, planes: &mut Planes, want: Want) {
+fn row_body<S: SpatialProgram>(
+    program: &S,
+    mut row: Row<S::Point>,
+    planes: &mut Planes,
+    want: Want,
+) {
     for (j, t) in row.t.iter().enumerate() {
         let k = program.pair(row.x, t, planes, want);
         if let Some(r) = row.nngp.as_deref_mut() {
@@ -211,14 +222,20 @@ fn row_pass<S: SpatialProgram>(program: &S, row: Row<S::Point>, planes: &mut Pla
 }
 
 /// k(x, x) for every row of `x`: the pair pass of each point with itself.
-pub fn diagonals<S: SpatialProgram>(program: &S, x: ArrayView2<f64>, want: Want) -> Result<KernelDiagonals> {
+pub fn diagonals<S: SpatialProgram>(
+    program: &S,
+    x: ArrayView2<f64>,
+    want: Want,
+) -> Result<KernelDiagonals> {
     crate::validate::check_matrix("inputs", x)?;
     no_adam(want)?;
     check_rows(program, "inputs", x)?;
     let pts = points(program, x);
     let pairs: Vec<PairKernels<f64>> = pts
         .par_iter()
-        .map_init(Planes::default, |planes, p| program.pair(p, p, planes, want))
+        .map_init(Planes::default, |planes, p| {
+            program.pair(p, p, planes, want)
+        })
         .collect();
     let column = |on: bool, f: fn(&PairKernels<f64>) -> f64| {
         on.then(|| pairs.iter().map(f).collect::<Array1<f64>>())

@@ -100,7 +100,10 @@ impl Diagonal {
 
     /// An activation: returns the rule's per-position values and moves to E[φ(u)²].
     #[inline(always)]
-    pub fn activation<D: Dual>(&mut self, rule: &D) -> PositionPoints<D::Point<f64>, D::Point<F64x4>> {
+    pub fn activation<D: Dual>(
+        &mut self,
+        rule: &D,
+    ) -> PositionPoints<D::Point<f64>, D::Point<F64x4>> {
         let n = self.var.len() - 1;
         let mut single = Vec::with_capacity(n);
         for v in &mut self.var[..n] {
@@ -148,13 +151,24 @@ impl Planes {
 
     /// Σ⁰_{p,q} = (1/C) Σ_c x_{p,c} x'_{q,c}, Θ⁰ = 0; `diagonal`: only p = q.
     #[inline(always)]
-    pub fn input(&mut self, x: &[f64], t: &[f64], positions: usize, channels: usize, diagonal: bool) {
+    pub fn input(
+        &mut self,
+        x: &[f64],
+        t: &[f64],
+        positions: usize,
+        channels: usize,
+        diagonal: bool,
+    ) {
         self.rows = positions;
         self.cols = if diagonal { 0 } else { positions };
         self.diagonal = diagonal;
         self.has_ntk = false;
         let inv_c = 1.0 / channels as f64;
-        let entries = if diagonal { positions + 1 } else { (positions + 1) * (positions + 1) };
+        let entries = if diagonal {
+            positions + 1
+        } else {
+            (positions + 1) * (positions + 1)
+        };
         self.cov.clear();
         self.cov.resize(entries, 0.0);
         self.same.clear();
@@ -198,7 +212,11 @@ impl Planes {
         let in_ld = self.ld();
         let (rows, cols) = (outs, if self.diagonal { 0 } else { outs });
         let ld = cols + 1;
-        let entries = if self.diagonal { outs + 1 } else { (outs + 1) * (outs + 1) };
+        let entries = if self.diagonal {
+            outs + 1
+        } else {
+            (outs + 1) * (outs + 1)
+        };
         let ntk = want_ntk && self.has_ntk;
         self.next_cov.clear();
         self.next_cov.resize(entries, 0.0);
@@ -220,9 +238,15 @@ impl Planes {
                     }
                     let (dst, src) = (p * ld + lo, i * in_ld + lo + a - pad);
                     let len = hi - lo;
-                    add_run(&mut self.next_cov[dst..dst + len], &self.cov[src..src + len]);
+                    add_run(
+                        &mut self.next_cov[dst..dst + len],
+                        &self.cov[src..src + len],
+                    );
                     if ntk {
-                        add_run(&mut self.next_ntk[dst..dst + len], &self.ntk[src..src + len]);
+                        add_run(
+                            &mut self.next_ntk[dst..dst + len],
+                            &self.ntk[src..src + len],
+                        );
                     }
                 }
                 self.finish_row(p * ld..p * ld + cols, wv, bv, want_ntk, ntk);
@@ -234,24 +258,38 @@ impl Planes {
                 for p1 in 0..g.output[1] {
                     let p = p0 * g.output[1] + p1;
                     for a0 in 0..g.size[0] {
-                        let Some(i0) = g.source(0, p0, a0) else { continue };
+                        let Some(i0) = g.source(0, p0, a0) else {
+                            continue;
+                        };
                         for a1 in 0..g.size[1] {
-                            let Some(i1) = g.source(1, p1, a1) else { continue };
+                            let Some(i1) = g.source(1, p1, a1) else {
+                                continue;
+                            };
                             let i = i0 * g.input[1] + i1;
                             // Valid q1: 0 ≤ q1 + a1 − pad1 < input1.
                             let lo1 = g.pad_before[1].saturating_sub(a1);
-                            let hi1 = (g.input[1] + g.pad_before[1]).saturating_sub(a1).min(g.output[1]);
+                            let hi1 = (g.input[1] + g.pad_before[1])
+                                .saturating_sub(a1)
+                                .min(g.output[1]);
                             if lo1 >= hi1 {
                                 continue;
                             }
                             let len = hi1 - lo1;
                             for q0 in 0..g.output[0] {
-                                let Some(j0) = g.source(0, q0, a0) else { continue };
+                                let Some(j0) = g.source(0, q0, a0) else {
+                                    continue;
+                                };
                                 let dst = p * ld + q0 * g.output[1] + lo1;
                                 let src = i * in_ld + j0 * g.input[1] + lo1 + a1 - g.pad_before[1];
-                                add_run(&mut self.next_cov[dst..dst + len], &self.cov[src..src + len]);
+                                add_run(
+                                    &mut self.next_cov[dst..dst + len],
+                                    &self.cov[src..src + len],
+                                );
                                 if ntk {
-                                    add_run(&mut self.next_ntk[dst..dst + len], &self.ntk[src..src + len]);
+                                    add_run(
+                                        &mut self.next_ntk[dst..dst + len],
+                                        &self.ntk[src..src + len],
+                                    );
                                 }
                             }
                         }
@@ -309,7 +347,11 @@ impl Planes {
                 }
             }
             std::mem::swap(&mut self.same, &mut self.next_same);
-            let zero = if self.diagonal { rows } else { rows * ld + cols };
+            let zero = if self.diagonal {
+                rows
+            } else {
+                rows * ld + cols
+            };
             self.same[zero] = true;
         }
         self.rows = rows;
@@ -325,7 +367,14 @@ impl Planes {
     /// The affine end of a convolution on one output row of tap sums:
     /// Σ = σw²/kⁿ·sum + σb², Θ = σw²/kⁿ·sum + Σ.
     #[inline(always)]
-    fn finish_row(&mut self, row: std::ops::Range<usize>, wv: f64, bv: f64, want_ntk: bool, ntk: bool) {
+    fn finish_row(
+        &mut self,
+        row: std::ops::Range<usize>,
+        wv: f64,
+        bv: f64,
+        want_ntk: bool,
+        ntk: bool,
+    ) {
         for v in &mut self.next_cov[row.clone()] {
             *v = *v * wv + bv;
         }
@@ -370,7 +419,13 @@ impl Planes {
                 for q in qs {
                     let k = if self.diagonal { p } else { p * ld + q };
                     if self.same[k] {
-                        let d = rule.pair(&x.single[p], &t.single[q], self.cov[k], Parallel::Positive, want);
+                        let d = rule.pair(
+                            &x.single[p],
+                            &t.single[q],
+                            self.cov[k],
+                            Parallel::Positive,
+                            want,
+                        );
                         let th = if ntk { self.ntk[k] * d.dphi } else { 0.0 };
                         self.fixed.push((k, d.phi, th));
                     }
@@ -410,7 +465,13 @@ impl Planes {
                 }
                 for q in bundles * 4..cols {
                     let k = row + q;
-                    let d = rule.pair(&x.single[p], &t.single[q], self.cov[k], Parallel::Unknown, want);
+                    let d = rule.pair(
+                        &x.single[p],
+                        &t.single[q],
+                        self.cov[k],
+                        Parallel::Unknown,
+                        want,
+                    );
                     self.cov[k] = d.phi;
                     if ntk {
                         self.ntk[k] *= d.dphi;
