@@ -1,14 +1,16 @@
-//! The graph a finite network runs (docs/math.md §2, §8): the declared [`Architecture`] checked and
-//! compiled into one [`Op`] per node plus the readout, with every node's width, and the
-//! reusable [`Buffers`] a block of rows needs to go through it.
+//! The graph a finite network runs (docs/math.md §2, §8, §9): the declared [`Architecture`]
+//! checked and compiled into one [`Op`] per node plus the readout, with every node's width,
+//! and the reusable [`Buffers`] a block of rows needs to go through it.
 //!
-//! Parameters are one (W, b) per dense node in node order, the readout last; the dense
+//! Parameters are one (W, b) per dense or conv node in node order, the readout last; the
 //! rule is `h = a_w · z Wᵀ + a_b · b` with NTK (`a_w = σw/√n_in`, `a_b = σb`, N(0,1)
 //! parameters) or standard (`a_w = a_b = 1`, scales in the initial variance) scales, where
-//! n_in is the width of the dense node's input node.
+//! n_in is the width of the dense node's input node, or a conv's fan-in kⁿ·C_in: its W is
+//! C_out × (kⁿ·C_in) and z its patches (docs/math.md §9, `conv.rs`).
 
 use ndarray::Array2;
 
+use super::conv::ConvShape;
 use super::network::Parameterization;
 use super::params::Params;
 use crate::arch::{Architecture, Node};
@@ -40,6 +42,24 @@ pub(crate) enum Op {
     Concat {
         parts: Vec<(usize, usize)>,
     },
+    /// A convolution (docs/math.md §9): `param` indexes [`Params`]' tensors, W is
+    /// C_out × (kⁿ·C_in).
+    Conv {
+        input: usize,
+        param: usize,
+        w_scale: f64,
+        b_scale: f64,
+        shape: ConvShape,
+    },
+    /// The mean over the `positions` of a spatial input, per channel.
+    GlobalAvgPool {
+        input: usize,
+        positions: usize,
+    },
+    /// The identity on the channels-last row: a spatial node seen as a flat one.
+    Flatten {
+        input: usize,
+    },
 }
 
 /// A checked, compiled architecture for one input dimension, output count and width factor.
@@ -51,9 +71,9 @@ pub(crate) struct Graph {
     /// Whether an op's value depends on parameters: only those carry a backward signal
     /// (delta) and a tangent.
     pub trainable: Vec<bool>,
-    /// The op of each dense parameter tensor, readout last.
-    pub dense_ops: Vec<usize>,
-    /// (w_std, b_std) of each dense parameter tensor (the standard parameterization's
+    /// The op (dense or conv) of each parameter tensor pair, readout last.
+    pub param_ops: Vec<usize>,
+    /// (w_std, b_std) of each parameter tensor pair (the standard parameterization's
     /// initial scales).
     pub stds: Vec<(f64, f64)>,
 }
@@ -80,14 +100,7 @@ fn check_structure(arch: &Architecture) -> Result<()> {
     for (i, node) in arch.nodes.iter().enumerate().skip(1) {
         let inputs = match node {
             Node::Input => return bad(format!("node {i} is a second input; only node 0 is")),
-            Node::Dense { .. }
-            | Node::Activation { .. }
-            | Node::LayerNorm { .. }
-            | Node::Sum { .. }
-            | Node::Concat { .. } => node.inputs(),
-            Node::Conv { .. } | Node::GlobalAvgPool { .. } | Node::Flatten { .. } => {
-                return bad("finite convolutional networks are not built yet".into())
-            }
+            _ => node.inputs(),
         };
         if inputs.is_empty() {
             return bad(format!("node {i} combines no inputs"));
@@ -120,8 +133,9 @@ fn tensor_len(rows: usize, cols: usize) -> Result<usize> {
 }
 
 impl Graph {
-    /// Checks and compiles `arch` with every dense width multiplied by `factor` (the
-    /// readout's is `outputs`), before anything is allocated.
+    /// Checks and compiles `arch` with every dense width and conv channel count multiplied
+    /// by `factor` (the readout's width is `outputs`), before anything is allocated. For a
+    /// convolutional declaration `input_dim` must be the row length of its `input(…)`.
     pub fn new(
         arch: &Architecture,
         factor: usize,
@@ -130,28 +144,38 @@ impl Graph {
         param: Parameterization,
     ) -> Result<Graph> {
         check_structure(arch)?;
+        if let Some(sp) = &arch.spatial {
+            if input_dim != sp.row_len() {
+                return Err(Error::ShapeMismatch {
+                    what: format!(
+                        "input dimension vs the declared input({:?}, {}) (positions × channels)",
+                        sp.shape, sp.channels
+                    ),
+                    expected: sp.row_len(),
+                    found: input_dim,
+                });
+            }
+        }
+        let shapes = arch.spatial_shapes()?;
+        let positions = |i: usize| shapes[i].map(|s| s[0] * s[1]).unwrap_or(1);
         let mut widths = arch.widths(input_dim, factor)?;
         let n = arch.nodes.len();
         let mut ops = Vec::with_capacity(n + 1);
         let mut trainable = Vec::with_capacity(n + 1);
-        let mut dense_ops = Vec::new();
+        let mut param_ops = Vec::new();
         let mut stds = Vec::new();
         let mut total = 0usize;
-        let mut dense = |ops: &mut Vec<Op>,
-                         input: usize,
-                         n_out: usize,
-                         w_std: f64,
-                         b_std: f64,
-                         widths: &[usize]|
-         -> Result<()> {
+        // Registers the (W, b) of op `op` (W: n_out × n_in): its index and (a_w, a_b).
+        let mut tensor = |op: usize,
+                          n_out: usize,
+                          n_in: usize,
+                          w_std: f64,
+                          b_std: f64|
+         -> Result<(usize, f64, f64)> {
             check_std(w_std, "w_std")?;
             check_std(b_std, "b_std")?;
-            let n_in = widths[input];
             if n_out == 0 {
-                return Err(Error::Architecture(format!(
-                    "dense node {} has width 0",
-                    ops.len()
-                )));
+                return Err(Error::Architecture(format!("node {op} has width 0")));
             }
             let len = tensor_len(n_out, n_in + 1)?;
             total = total
@@ -162,15 +186,15 @@ impl Graph {
                 Parameterization::Ntk => (w_std / (n_in as f64).sqrt(), b_std),
                 Parameterization::Standard => (1.0, 1.0),
             };
-            dense_ops.push(ops.len());
+            param_ops.push(op);
             stds.push((w_std, b_std));
-            ops.push(Op::Dense {
-                input,
-                param: dense_ops.len() - 1,
-                w_scale,
-                b_scale,
-            });
-            Ok(())
+            Ok((param_ops.len() - 1, w_scale, b_scale))
+        };
+        let spatial_refused = |what: &str| {
+            Err(Error::Architecture(format!(
+                "{what} of a spatial node has no finite rule (docs/math.md §9): add \
+                 global_avg_pool or flatten before it"
+            )))
         };
         for (i, node) in arch.nodes.iter().enumerate() {
             match node {
@@ -180,15 +204,32 @@ impl Graph {
                     w_std,
                     b_std,
                     ..
-                } => dense(&mut ops, input, widths[i], w_std, b_std, &widths)?,
+                } => {
+                    let (param, w_scale, b_scale) =
+                        tensor(i, widths[i], widths[input], w_std, b_std)?;
+                    ops.push(Op::Dense {
+                        input,
+                        param,
+                        w_scale,
+                        b_scale,
+                    });
+                }
                 &Node::Activation { input, activation } => {
                     ops.push(Op::Activation { input, activation })
                 }
-                &Node::LayerNorm { input } => ops.push(Op::LayerNorm { input }),
+                &Node::LayerNorm { input } => {
+                    if shapes[input].is_some() {
+                        return spatial_refused("layer_norm");
+                    }
+                    ops.push(Op::LayerNorm { input })
+                }
                 Node::Sum { inputs } => ops.push(Op::Sum {
                     inputs: inputs.clone(),
                 }),
                 Node::Concat { inputs } => {
+                    if inputs.iter().any(|&j| shapes[j].is_some()) {
+                        return spatial_refused("a concatenation");
+                    }
                     let mut off = 0;
                     let parts = inputs
                         .iter()
@@ -199,33 +240,73 @@ impl Graph {
                         .collect();
                     ops.push(Op::Concat { parts });
                 }
-                Node::Conv { .. } | Node::GlobalAvgPool { .. } | Node::Flatten { .. } => {
-                    return Err(Error::Architecture(
-                        "finite convolutional networks are not built yet".into(),
-                    ))
+                &Node::Conv {
+                    input,
+                    w_std,
+                    b_std,
+                    ..
+                } => {
+                    let geometry = arch.conv_geometry(i)?.ok_or_else(|| {
+                        Error::Architecture(format!("node {i}: no convolution geometry"))
+                    })?;
+                    let c_in = widths[input] / positions(input);
+                    let c_out = widths[i] / positions(i);
+                    let k = geometry.window();
+                    let patch_len = k.checked_mul(c_in).ok_or_else(|| {
+                        Error::Architecture(format!("conv node {i}: window overflows"))
+                    })?;
+                    // One row's patches (the smallest chunk) must fit, and so must the index
+                    // table of (output position, window offset): at most 2^28 entries.
+                    tensor_len(geometry.output_positions(), patch_len)?;
+                    if tensor_len(geometry.output_positions(), k)? > 1 << 28 {
+                        return Err(Error::Architecture(format!(
+                            "conv node {i}: {} output positions × a window of {k} positions \
+                             is too large a convolution",
+                            geometry.output_positions()
+                        )));
+                    }
+                    let (param, w_scale, b_scale) = tensor(i, c_out, patch_len, w_std, b_std)?;
+                    ops.push(Op::Conv {
+                        input,
+                        param,
+                        w_scale,
+                        b_scale,
+                        shape: ConvShape::new(&geometry, c_in, c_out),
+                    });
                 }
+                &Node::GlobalAvgPool { input } => ops.push(Op::GlobalAvgPool {
+                    input,
+                    positions: positions(input),
+                }),
+                &Node::Flatten { input } => ops.push(Op::Flatten { input }),
             }
             trainable.push(match node {
                 Node::Input => false,
-                Node::Dense { .. } => true,
+                Node::Dense { .. } | Node::Conv { .. } => true,
                 Node::Activation { .. }
                 | Node::LayerNorm { .. }
                 | Node::Sum { .. }
                 | Node::Concat { .. }
-                | Node::Conv { .. }
                 | Node::GlobalAvgPool { .. }
                 | Node::Flatten { .. } => node.inputs().iter().any(|&j| trainable[j]),
             });
         }
         let r = &arch.readout;
-        dense(&mut ops, r.input, outputs, r.w_std, r.b_std, &widths)?;
+        let (param, w_scale, b_scale) =
+            tensor(ops.len(), outputs, widths[r.input], r.w_std, r.b_std)?;
+        ops.push(Op::Dense {
+            input: r.input,
+            param,
+            w_scale,
+            b_scale,
+        });
         widths.push(outputs);
         trainable.push(true);
         Ok(Graph {
             ops,
             widths,
             trainable,
-            dense_ops,
+            param_ops,
             stds,
         })
     }
@@ -245,16 +326,20 @@ impl Graph {
         self.widths[self.output()]
     }
 
-    /// (n_out, n_in) of dense parameter tensor `k`.
+    /// (n_out, n_in) of parameter tensor `k`'s W: (width, input width) for a dense op,
+    /// (C_out, kⁿ·C_in) for a conv.
     pub fn shape(&self, k: usize) -> (usize, usize) {
-        let i = self.dense_ops[k];
+        let i = self.param_ops[k];
         match &self.ops[i] {
             Op::Dense { input, .. } => (self.widths[i], self.widths[*input]),
+            Op::Conv { shape, .. } => (shape.c_out, shape.patch_len()),
             Op::Input
             | Op::Activation { .. }
             | Op::LayerNorm { .. }
             | Op::Sum { .. }
-            | Op::Concat { .. } => unreachable!("dense_ops holds dense ops only"),
+            | Op::Concat { .. }
+            | Op::GlobalAvgPool { .. }
+            | Op::Flatten { .. } => unreachable!("param_ops holds dense and conv ops only"),
         }
     }
 
@@ -266,10 +351,23 @@ impl Graph {
         let delta = if self.trainable[i] { self.widths[i] } else { 0 };
         (val, delta, matches!(self.ops[i], Op::LayerNorm { .. }))
     }
+
+    /// The patch scratch a block of `cap` rows needs: the largest conv's chunk.
+    fn scratch_len(&self, cap: usize) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Conv { shape, .. } => shape.scratch_len(cap),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// Buffers for one block of at most `cap` rows: every op's value, backward signal and (for
-/// the linearized model) tangent, layer norm's per-row scales, plus a gradient accumulator.
+/// the linearized model) tangent, layer norm's per-row scales, a chunk of conv patches,
+/// plus a gradient accumulator.
 #[derive(Debug)]
 pub(crate) struct Buffers {
     pub cap: usize,
@@ -281,6 +379,9 @@ pub(crate) struct Buffers {
     pub tval: Vec<Array2<f64>>,
     /// 1/√(var + eps) per row, for layer-norm ops (empty for the others).
     pub inv_std: Vec<Vec<f64>>,
+    /// One chunk of conv patches U or of their backward signal, shared by the conv ops
+    /// (`conv.rs`; empty without convs).
+    pub scratch: Vec<f64>,
     /// Backward bookkeeping: whether an op's delta has received its first contribution
     /// (fan-outs add the later ones).
     pub written: Vec<bool>,
@@ -311,6 +412,7 @@ impl Buffers {
                 .iter()
                 .map(|l| if l.2 { vec![0.0; cap] } else { Vec::new() })
                 .collect(),
+            scratch: vec![0.0; g.scratch_len(cap)],
             written: vec![false; n],
             grad: None,
             frow: vec![0.0; c],
@@ -324,6 +426,7 @@ impl Buffers {
         let n = g.ops.len();
         self.cap >= cap
             && self.val.len() == n
+            && self.scratch.len() >= g.scratch_len(self.cap)
             && (0..n).all(|i| {
                 let (v, d, ln) = g.layout(i);
                 self.val[i].ncols() == v

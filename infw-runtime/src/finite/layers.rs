@@ -8,7 +8,9 @@
 //!   μ, σ² the mean and variance over the width and s = 1/√(σ² + eps); its Jacobian
 //!   s(I − 11ᵀ/n − y yᵀ/n) is symmetric, so tangent and backward share one map;
 //! - sum (the end of `residual(…)`): tangent and backward pass through to every input;
-//! - concat: columns side by side; the backward splits them.
+//! - concat: columns side by side; the backward splits them;
+//! - conv, global_avg_pool, flatten (docs/math.md §9): see `conv.rs` (im2col and one matrix
+//!   product; pooling and its adjoint; flatten is the identity on the channels-last row).
 //!
 //! Reverse mode adds the contributions of every reader of a node (a fan-out): the first
 //! writes, the others accumulate. Nothing here allocates.
@@ -16,6 +18,9 @@
 use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 
+use super::conv::{
+    conv_backward, conv_forward, head, head_mut, pool_backward, pool_forward, ConvGrads,
+};
 use super::graph::{Buffers, Graph, Op};
 use super::params::Params;
 use crate::arch::LAYER_NORM_EPS;
@@ -114,7 +119,8 @@ pub(crate) fn forward(g: &Graph, p: &Params, x: ArrayView2<f64>, buf: &mut Buffe
     let b = x.nrows();
     for i in 1..g.ops.len() {
         let (lo, hi) = buf.val.split_at_mut(i);
-        let mut out = hi[0].slice_mut(s![..b, ..]);
+        let hi = &mut hi[0];
+        let mut out = hi.slice_mut(s![..b, ..]);
         match &g.ops[i] {
             Op::Input => {}
             &Op::Dense {
@@ -148,6 +154,22 @@ pub(crate) fn forward(g: &Graph, p: &Params, x: ArrayView2<f64>, buf: &mut Buffe
                     out.slice_mut(s![.., off..off + z.ncols()]).assign(&z);
                 }
             }
+            Op::Conv {
+                input,
+                param,
+                w_scale,
+                b_scale,
+                shape,
+            } => {
+                let z = value(x.view(), lo, *input, b);
+                let bias = Some((*b_scale, &p.biases[*param]));
+                let (w, out) = (&p.weights[*param], head_mut(hi, b));
+                conv_forward(shape, *w_scale, w, bias, z, out, &mut buf.scratch, false);
+            }
+            Op::GlobalAvgPool { input, positions } => {
+                pool_forward(*positions, value(x.view(), lo, *input, b), &mut out);
+            }
+            Op::Flatten { input } => out.assign(&value(x.view(), lo, *input, b)),
         }
     }
 }
@@ -155,7 +177,8 @@ pub(crate) fn forward(g: &Graph, p: &Params, x: ArrayView2<f64>, buf: &mut Buffe
 /// Forward pass at `p` together with the tangent along `t` (forward-mode JVP): fills the
 /// values and, for every op that depends on parameters, its tangent: a dense op's is
 /// a_w (z Ẇᵀ + ż Wᵀ) + a_b ḃ, an activation's φ'(z) ż, layer norm's J ż, a sum's Σ ż,
-/// a concat's the ż side by side (zero columns for parts without parameters).
+/// a concat's the ż side by side (zero columns for parts without parameters); a conv's the
+/// same as a dense op's on patches, pooling and flatten their linear maps of ż.
 pub(crate) fn forward_tangent(
     g: &Graph,
     p: &Params,
@@ -171,7 +194,8 @@ pub(crate) fn forward_tangent(
         }
         let (lo, hi) = buf.tval.split_at_mut(i);
         let lo: &[Array2<f64>] = lo;
-        let mut out = hi[0].slice_mut(s![..b, ..]);
+        let hi = &mut hi[0];
+        let mut out = hi.slice_mut(s![..b, ..]);
         let tangent = |j: usize| lo[j].slice(s![..b, ..]);
         match &g.ops[i] {
             Op::Input => {}
@@ -216,6 +240,37 @@ pub(crate) fn forward_tangent(
                     }
                 }
             }
+            Op::Conv {
+                input,
+                param,
+                w_scale,
+                b_scale,
+                shape,
+            } => {
+                // a_w (U Ẇᵀ + U̇ Wᵀ) + a_b ḃ, U̇ the patches of the input's tangent.
+                let z = value(x.view(), &buf.val, *input, b);
+                let bias = Some((*b_scale, &t.biases[*param]));
+                let scratch = &mut buf.scratch;
+                let out = head_mut(hi, b);
+                conv_forward(
+                    shape,
+                    *w_scale,
+                    &t.weights[*param],
+                    bias,
+                    z,
+                    out,
+                    scratch,
+                    false,
+                );
+                if g.trainable[*input] {
+                    let (w, dz) = (&p.weights[*param], tangent(*input));
+                    conv_forward(shape, *w_scale, w, None, dz, out, scratch, true);
+                }
+            }
+            Op::GlobalAvgPool { input, positions } => {
+                pool_forward(*positions, tangent(*input), &mut out);
+            }
+            Op::Flatten { input } => out.assign(&tangent(*input)),
         }
     }
 }
@@ -223,7 +278,8 @@ pub(crate) fn forward_tangent(
 /// Backward pass after [`forward`] on the same `x`, with χ in the first b rows of the last
 /// delta. Fills the delta of every op with parameters upstream; with `grad = Some((g,
 /// accumulate))` writes (or adds) the gradient of Σ_rows χ·f into `g`: for each dense op,
-/// ∂/∂W = a_w δᵀ z and ∂/∂b = a_b Σ_rows δ.
+/// ∂/∂W = a_w δᵀ z and ∂/∂b = a_b Σ_rows δ (for a conv, z its patches and the sums over
+/// rows and positions).
 pub(crate) fn backward(
     g: &Graph,
     p: &Params,
@@ -312,6 +368,42 @@ pub(crate) fn backward(
                 for &(j, off) in parts.iter().filter(|&&(j, _)| g.trainable[j]) {
                     let (mut dz, acc) = target(lo, written, j, b);
                     put(&mut dz, d.slice(s![.., off..off + g.widths[j]]), acc);
+                }
+            }
+            Op::Conv {
+                input,
+                param,
+                w_scale,
+                b_scale,
+                shape,
+            } => {
+                let z = value(x.view(), &buf.val, *input, b);
+                let params = grad.as_mut().map(|(gr, accumulate)| {
+                    let (gw, gb) = (&mut gr.weights[*param], &mut gr.biases[*param]);
+                    (gw, gb, *accumulate)
+                });
+                let input = if g.trainable[*input] {
+                    let acc = written[*input];
+                    written[*input] = true;
+                    Some((head_mut(&mut lo[*input], b), acc))
+                } else {
+                    None
+                };
+                let w = &p.weights[*param];
+                let out = ConvGrads { params, input };
+                let d = head(&hi[0], b);
+                conv_backward(shape, *w_scale, *b_scale, w, z, d, out, &mut buf.scratch);
+            }
+            Op::GlobalAvgPool { input, positions } => {
+                if g.trainable[*input] {
+                    let (mut dz, acc) = target(lo, written, *input, b);
+                    pool_backward(*positions, d, &mut dz, acc);
+                }
+            }
+            Op::Flatten { input } => {
+                if g.trainable[*input] {
+                    let (mut dz, acc) = target(lo, written, *input, b);
+                    put(&mut dz, d, acc);
                 }
             }
         }

@@ -2,13 +2,15 @@
 //! models the two infinite-width limits are compared against (docs/math.md §7).
 //!
 //! - [`FiniteNetwork`]: the declared graph (dense, activations, layer_norm, residual sums,
-//!   concatenations; docs/math.md §8), NTK or standard parameterization, forward / backward / JVP,
+//!   concatenations; docs/math.md §8; conv, global_avg_pool and flatten on a declared
+//!   `input(…)`, docs/math.md §9), NTK or standard parameterization, forward / backward / JVP,
 //!   [`FiniteNetwork::empirical_ntk`] and [`FiniteNetwork::sign_step_first_order_change`]
 //!   (the finite side of docs/math.md §4's sign-descent limit).
 //! - [`LinearizedNetwork`]: the same network with feature learning disabled.
 //! - [`Sgd`], [`Adam`], [`SignDescent`] with per-tensor rates ([`TensorRates`]).
 //! - [`train`]: epochs of seeded mini-batches for any [`Model`] and [`Optimizer`].
 
+mod conv;
 mod graph;
 mod layers;
 mod linearized;
@@ -20,6 +22,8 @@ mod train;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_conv;
 #[cfg(test)]
 mod tests_limit;
 

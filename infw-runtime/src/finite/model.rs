@@ -84,10 +84,10 @@ pub(crate) trait Core: Sync {
     fn grad_shape(&self) -> &Params;
 }
 
-/// A typed error unless `params` has the dense shapes of `graph` (they are public and
+/// A typed error unless `params` has the dense and conv shapes of `graph` (they are public and
 /// mutable through [`Model::params_mut`], so a forward pass re-checks them: O(nodes)).
 pub(crate) fn check_layout(graph: &Graph, params: &Params) -> Result<()> {
-    let n = graph.dense_ops.len();
+    let n = graph.param_ops.len();
     let ok = params.weights.len() == n
         && params.biases.len() == n
         && (0..n).all(|k| {
@@ -98,7 +98,9 @@ pub(crate) fn check_layout(graph: &Graph, params: &Params) -> Result<()> {
         Ok(())
     } else {
         Err(Error::ShapeMismatch {
-            what: "parameters vs the network's dense shapes (replaced through params_mut?)".into(),
+            what:
+                "parameters vs the network's dense and conv shapes (replaced through params_mut?)"
+                    .into(),
             expected: (0..n)
                 .map(|k| {
                     let (n_out, n_in) = graph.shape(k);

@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
+use super::conv::{as_matrix, conv_ntk, head, ConvNtkMethod};
 use super::graph::{Buffers, Graph, Op};
 use super::layers::{backward, forward, forward_tangent};
 use super::linearized::LinearizedNetwork;
@@ -29,7 +30,9 @@ pub enum Parameterization {
 }
 
 /// The finite network of a declared [`Architecture`]: its graph of dense, activation,
-/// layer-norm, sum (residual) and concat nodes, then the readout (docs/math.md §2, §8).
+/// layer-norm, sum (residual) and concat nodes, or of conv, global_avg_pool and flatten
+/// nodes of a declaration with `input(…)`, then the readout (docs/math.md §2, §8, §9).
+/// A convolutional network's rows are the channels-last inputs flattened in C order.
 ///
 /// ```
 /// use infw_runtime::{Activation, Architecture, Hidden};
@@ -61,8 +64,8 @@ impl FiniteNetwork {
         Self::with_width_factor(arch, 1, input_dim, outputs, param, seed)
     }
 
-    /// The same declaration with every dense width (not the readout's) multiplied by
-    /// `factor` (e.g. 4 to see whether a finite network approaches its limit as width
+    /// The same declaration with every dense width and conv channel count (not the
+    /// readout's width) multiplied by `factor` (e.g. 4 to see whether a finite network approaches its limit as width
     /// grows). Widths that overflow, or parameters that could not be allocated, are an
     /// error before anything is allocated.
     pub fn with_width_factor(
@@ -98,7 +101,7 @@ impl FiniteNetwork {
         // W then b of each dense node in node order, the readout last: for a chain, the
         // same draws as layer by layer.
         let mut rng = StdRng::seed_from_u64(seed);
-        let tensors = graph.dense_ops.len();
+        let tensors = graph.param_ops.len();
         let mut weights = Vec::with_capacity(tensors);
         let mut biases = Vec::with_capacity(tensors);
         for (k, &(w_std, b_std)) in graph.stds.iter().enumerate() {
@@ -127,13 +130,11 @@ impl FiniteNetwork {
         self.param
     }
 
-    /// The width of every dense node in node order, then C (the readout): the row counts
-    /// of the parameter tensors.
+    /// The width of every dense node (a conv node's channel count) in node order, then C
+    /// (the readout): the row counts of the parameter tensors.
     pub fn widths(&self) -> Vec<usize> {
-        self.graph
-            .dense_ops
-            .iter()
-            .map(|&i| self.graph.widths[i])
+        (0..self.graph.param_ops.len())
+            .map(|k| self.graph.shape(k).0)
             .collect()
     }
 
@@ -189,8 +190,20 @@ impl FiniteNetwork {
     /// Empirical NTK of output 0 at the current parameters: Θ(x, x') = Σ_p ∂f_0(x)/∂θ_p ·
     /// ∂f_0(x')/∂θ_p, for x in the rows of `x1` and x' in the rows of `x2`. Computed per
     /// dense node as (Δ Δ'ᵀ) ⊙ (a_w² Z Z'ᵀ + a_b²) with Z the node's input and Δ the
-    /// backward signal at its output, never per parameter.
+    /// backward signal at its output, never per parameter; per conv node the same sum runs
+    /// over pairs of positions, or over per-example gradients when that is cheaper
+    /// (docs/math.md §9).
     pub fn empirical_ntk(&self, x1: ArrayView2<f64>, x2: ArrayView2<f64>) -> Result<Array2<f64>> {
+        self.empirical_ntk_with(x1, x2, ConvNtkMethod::Auto)
+    }
+
+    /// [`FiniteNetwork::empirical_ntk`] with a chosen way of summing over conv parameters.
+    pub(crate) fn empirical_ntk_with(
+        &self,
+        x1: ArrayView2<f64>,
+        x2: ArrayView2<f64>,
+        method: ConvNtkMethod,
+    ) -> Result<Array2<f64>> {
         check_layout(&self.graph, &self.params)?;
         let d = self.input_dim();
         check_input(x1, d, "x1")?;
@@ -209,7 +222,27 @@ impl FiniteNetwork {
         };
         let (b1, b2) = (signals(x1), signals(x2));
         let mut k = Array2::zeros((x1.nrows(), x2.nrows()));
-        for &i in &g.dense_ops {
+        for &i in &g.param_ops {
+            if let Op::Conv {
+                input,
+                w_scale,
+                b_scale,
+                ref shape,
+                ..
+            } = g.ops[i]
+            {
+                let (r1, r2) = (x1.nrows(), x2.nrows());
+                let (p, co) = (shape.out_positions, shape.c_out);
+                let (z1, z2) = if input == 0 {
+                    (x1.view(), x2.view())
+                } else {
+                    (b1.val[input].view(), b2.val[input].view())
+                };
+                let d1 = as_matrix(head(&b1.delta[i], r1), r1 * p, co);
+                let d2 = as_matrix(head(&b2.delta[i], r2), r2 * p, co);
+                conv_ntk(shape, w_scale, b_scale, z1, d1, z2, d2, &mut k, method);
+                continue;
+            }
             let Op::Dense {
                 input,
                 w_scale,

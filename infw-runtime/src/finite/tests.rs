@@ -29,7 +29,7 @@ pub(crate) fn randn(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
     Array2::from_shape_simple_fn((rows, cols), || rng.sample(StandardNormal))
 }
 
-fn random_params_like(p: &Params, seed: u64) -> Params {
+pub(crate) fn random_params_like(p: &Params, seed: u64) -> Params {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut q = p.zeros_like();
     for w in &mut q.weights {
@@ -42,7 +42,7 @@ fn random_params_like(p: &Params, seed: u64) -> Params {
 }
 
 /// One-hot targets for `labels` with `c` classes.
-fn one_hot(labels: &[usize], c: usize) -> Array2<f64> {
+pub(crate) fn one_hot(labels: &[usize], c: usize) -> Array2<f64> {
     let mut y = Array2::zeros((labels.len(), c));
     for (i, &k) in labels.iter().enumerate() {
         y[[i, k]] = 1.0;
@@ -50,7 +50,12 @@ fn one_hot(labels: &[usize], c: usize) -> Array2<f64> {
     y
 }
 
-fn mean_loss(net: &FiniteNetwork, x: ArrayView2<f64>, y: ArrayView2<f64>, loss: Loss) -> f64 {
+pub(crate) fn mean_loss(
+    net: &FiniteNetwork,
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    loss: Loss,
+) -> f64 {
     let f = net.forward(x).unwrap();
     let n = x.nrows();
     (0..n)
@@ -61,7 +66,7 @@ fn mean_loss(net: &FiniteNetwork, x: ArrayView2<f64>, y: ArrayView2<f64>, loss: 
 
 /// The smallest |u| over every input u of every activation node, on any row of `x` (the
 /// kinks of the piecewise-linear activations are at u = 0).
-fn min_abs_hidden_preactivation(net: &FiniteNetwork, x: ArrayView2<f64>) -> f64 {
+pub(crate) fn min_abs_hidden_preactivation(net: &FiniteNetwork, x: ArrayView2<f64>) -> f64 {
     let g = &net.graph;
     let mut buf = super::graph::Buffers::new(g, x.nrows(), false);
     super::layers::forward(g, &net.params, x, &mut buf);
@@ -214,7 +219,7 @@ fn graphs(act: Activation) -> Vec<(&'static str, Architecture)> {
 
 /// The largest |fd − g| / (1 + |g|) over every scalar parameter, between the backward
 /// pass's gradient of the mean loss and central differences with step `h`; and the count.
-fn gradient_error(
+pub(crate) fn gradient_error(
     net: &mut FiniteNetwork,
     x: ArrayView2<f64>,
     y: ArrayView2<f64>,
@@ -258,7 +263,7 @@ fn gradient_error(
 
 /// A network of `a` whose activation inputs all stay ≥ 1e-2 away from 0 on `x` (the kink of
 /// the piecewise-linear activations), from the first of 500 seeds that gives one.
-fn off_kink_network(
+pub(crate) fn off_kink_network(
     a: &Architecture,
     x: ArrayView2<f64>,
     c: usize,
