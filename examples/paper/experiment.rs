@@ -641,9 +641,13 @@ pub fn run_dataset<K: KernelProgram + Clone + Sync>(
     let data = raw.standardized();
     let (fit, val) = data.split_validation(VALIDATION, SEED)?;
     let n = data.x_train.nrows();
+    // A convolutional declaration has no Adam-like limit (docs/math.md §9): its rows are
+    // the kernels, the NTK limit and the finite networks, without the exact counterparts.
+    let adam = net.program().has_adam_limit();
+    let want = if adam { Want::ALL } else { Want::NNGP_NTK };
     let start = Instant::now();
-    let k_train = net.kernels(&data.x_train, TrainingInputs::of(&data.x_train), Want::ALL)?;
-    let k_test = net.kernels(&data.x_test, TrainingInputs::of(&data.x_train), Want::ALL)?;
+    let k_train = net.kernels(&data.x_train, TrainingInputs::of(&data.x_train), want)?;
+    let k_test = net.kernels(&data.x_test, TrainingInputs::of(&data.x_train), want)?;
     let kernel_seconds = start.elapsed().as_secs_f64();
     let theta_max = k_train
         .ntk
@@ -653,7 +657,7 @@ pub fn run_dataset<K: KernelProgram + Clone + Sync>(
         .fold(0.0f64, |m, &v| m.max(v));
     let classes = data.classes;
     let all_test: Vec<usize> = (0..data.x_test.nrows()).collect();
-    let n_jobs = 1 + 2 * (2 + 6) + 2 * 6;
+    let n_jobs = if adam { 1 + 2 * (2 + 6) + 2 * 6 } else { 1 + 2 * (1 + 6) };
     let ctx = Ctx {
         net,
         budget,
@@ -759,15 +763,17 @@ pub fn run_dataset<K: KernelProgram + Clone + Sync>(
             pb.inc(1);
             r
         }));
-        jobs.push(Box::new(move || {
-            let rates = match loss {
-                Loss::Mse => budget.adam_limit_mse_rates,
-                Loss::CrossEntropy => budget.adam_limit_ce_rates,
-            };
-            let r = limit_job(c, AdamLimit, "Adam limit", loss, rates);
-            pb.inc(1);
-            r
-        }));
+        if adam {
+            jobs.push(Box::new(move || {
+                let rates = match loss {
+                    Loss::Mse => budget.adam_limit_mse_rates,
+                    Loss::CrossEntropy => budget.adam_limit_ce_rates,
+                };
+                let r = limit_job(c, AdamLimit, "Adam limit", loss, rates);
+                pb.inc(1);
+                r
+            }));
+        }
     }
     jobs.push(Box::new(move || {
         let r = regression_job(c);
@@ -775,6 +781,11 @@ pub fn run_dataset<K: KernelProgram + Clone + Sync>(
         r
     }));
     let mut outcomes = run_jobs(jobs)?;
+    if !adam {
+        ctx.pb.finish_and_clear();
+        header += "; no Adam-like limit and no exact counterparts (a convolution's sign kernels have no closed form, docs/math.md §9)";
+        return Ok((outcomes, header));
+    }
 
     // Phase 2: the exact finite counterparts, with the limits' chosen rates.
     ctx.pb.set_message("exact counterparts");
@@ -857,6 +868,31 @@ pub fn run_dataset<K: KernelProgram + Clone + Sync>(
     Ok((outcomes, header))
 }
 
+/// Training and test examples of the convolutional rows in quick mode (the full run uses
+/// the whole dataset).
+pub const QUICK_CNN_EXAMPLES: usize = 200;
+
+/// The dataset of a convolutional declaration's rows: named "`name` CNN" so that its rows
+/// stand beside the MLP's in the table and chart; in quick mode its first
+/// [`QUICK_CNN_EXAMPLES`] training and test examples.
+pub fn cnn_dataset(d: &Dataset, quick: bool) -> infw::Result<Dataset> {
+    let (n, m) = if quick {
+        (
+            QUICK_CNN_EXAMPLES.min(d.x_train.nrows()),
+            QUICK_CNN_EXAMPLES.min(d.x_test.nrows()),
+        )
+    } else {
+        (d.x_train.nrows(), d.x_test.nrows())
+    };
+    Dataset::new(
+        format!("{} CNN", d.name),
+        d.x_train.slice(ndarray::s![..n, ..]).to_owned(),
+        d.y_train[..n].to_vec(),
+        d.x_test.slice(ndarray::s![..m, ..]).to_owned(),
+        d.y_test[..m].to_vec(),
+    )
+}
+
 /// Loads one dataset (the loader's error for a bad folder).
 pub fn load(source: &Source) -> infw::Result<Dataset> {
     match source {
@@ -890,6 +926,39 @@ pub fn run(opts: &Options) -> Result<Vec<Outcome>, String> {
     let mut headers = Vec::new();
     for d in &datasets {
         let (o, h) = run_dataset(&net, d, &budget).map_err(|e| format!("{}: {e}", d.name))?;
+        all.extend(o);
+        headers.push(h);
+    }
+    // The convolutional declarations, on the embedded signals and images they fit.
+    let sigma = std::f64::consts::SQRT_2;
+    let cnn_1d = infw::network! {
+        input(40, 1)
+        conv(64, size = 5, w_std = sigma, b_std = 0.1) relu
+        conv(64, size = 5, w_std = sigma, b_std = 0.1) relu
+        global_avg_pool
+        readout(w_std = sigma, b_std = 0.1)
+    }
+    .map_err(|e| e.to_string())?;
+    let cnn_2d = infw::network! {
+        input(8, 8, 1)
+        conv(32, size = 3, w_std = sigma, b_std = 0.1) relu
+        conv(32, size = 3, w_std = sigma, b_std = 0.1) relu
+        global_avg_pool
+        readout(w_std = sigma, b_std = 0.1)
+    }
+    .map_err(|e| e.to_string())?;
+    for (s, d) in opts.sources.iter().zip(&datasets) {
+        let name = match s {
+            Source::Embedded(n) if n == "mnist1d" || n == "digits" => n.as_str(),
+            _ => continue,
+        };
+        let d = cnn_dataset(d, opts.quick).map_err(|e| format!("{name} CNN: {e}"))?;
+        let r = if name == "mnist1d" {
+            run_dataset(&cnn_1d, &d, &budget)
+        } else {
+            run_dataset(&cnn_2d, &d, &budget)
+        };
+        let (o, h) = r.map_err(|e| format!("{}: {e}", d.name))?;
         all.extend(o);
         headers.push(h);
     }
