@@ -101,3 +101,45 @@ fn unknown_flags_are_rejected() {
     let e = cli::parse(["--quik".to_string()]).unwrap_err();
     assert!(e.contains("--quik") && e.contains("--quick"), "{e}");
 }
+
+/// The convolutional rows (docs/math.md §9) in quick mode on the first 200 digits images:
+/// every model but the Adam-like limit and the exact counterparts (no closed form for
+/// convolutions), each with a test accuracy; the CNN kernels must classify digits well
+/// above chance even from 160 fitting images (≥ 80 %: a broken front gives ~10 %).
+#[test]
+fn quick_cnn_rows_on_digits() {
+    let data = infw::data::Dataset::embedded("digits").unwrap();
+    let d = experiment::cnn_dataset(&data, true).unwrap();
+    assert_eq!(d.name, "digits CNN");
+    assert_eq!(d.x_train.nrows(), experiment::QUICK_CNN_EXAMPLES);
+    let net = infw::network! {
+        input(8, 8, 1) conv(8, size = 3, w_std = 1.4, b_std = 0.1) relu global_avg_pool
+    };
+    let (rows, header) = experiment::run_dataset(&net, &d, &experiment::Budget::new(true)).unwrap();
+    assert!(header.contains("no Adam-like limit"), "{header}");
+    for model in report::MODELS {
+        let n = rows.iter().filter(|o| o.model == model).count();
+        let expected = if model.contains("Adam limit")
+            || model.contains("sign descent")
+            || model.contains("per-example")
+            || model.contains("uncentred")
+            || model.contains("from w=")
+            || model.contains("last iterate")
+        {
+            0
+        } else if model.contains("regression") {
+            1
+        } else {
+            2
+        };
+        assert_eq!(n, expected, "{model}");
+    }
+    for o in &rows {
+        assert!(
+            o.test_acc.is_finite() && (0.0..=1.0).contains(&o.test_acc),
+            "{o:?}"
+        );
+    }
+    let ntk = rows.iter().find(|o| o.model == "NTK regression").unwrap();
+    assert!(ntk.test_acc >= 0.8, "{ntk:?}");
+}

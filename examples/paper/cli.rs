@@ -10,7 +10,9 @@ paper: the experiment infw exists for (docs/math.md §1, §7). One architecture
 (relu, 2 hidden layers of 512, σw = √2, σb = 0.1), its two infinite-width limits
 (NTK-SGD, Adam-like), the finite network trained with SGD and Adam, its linearization,
 the standard-parameterization network, kernel regression, and the exact finite
-counterparts of both limits at widths 512 and 2048, on the same data.
+counterparts of both limits at widths 512 and 2048, on the same data; then the
+same models (but the Adam-like limit, which has no closed form for convolutions) for
+a CNN on mnist1d (1-D) and digits (8×8) when those datasets are in the run.
 
 USAGE:
     cargo run --release --example paper -- [OPTIONS]
@@ -22,6 +24,7 @@ OPTIONS:
     --data DIR        your own data: DIR/train.csv and DIR/test.csv laid out like the
                       embedded ones (header label,f0,..; column 0 = class 0..C-1)
                       (repeatable; replaces the default list)
+    --no-cnn          skip the convolutional rows (about 30 of the default run's 40 min)
     --out DIR         where results.csv, curves.csv, table.md and accuracy.svg/.png go
                       (default: results/)
     -h, --help        this text
@@ -38,6 +41,8 @@ pub enum Source {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     pub quick: bool,
+    /// Also run the CNN declarations on mnist1d and digits (off with `--no-cnn`).
+    pub cnn: bool,
     pub sources: Vec<Source>,
     pub out: PathBuf,
 }
@@ -52,6 +57,7 @@ pub enum Command {
 /// Parses the arguments after the program name; an error is a message for the user.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
     let mut quick = false;
+    let mut cnn = true;
     let mut sources = Vec::new();
     let mut out = PathBuf::from("results");
     let mut args = args.into_iter();
@@ -70,6 +76,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--quick" if inline.is_none() => quick = true,
+            "--no-cnn" if inline.is_none() => cnn = false,
             "--dataset" => {
                 let name = value("--dataset")?;
                 if !DEFAULT_DATASETS.contains(&name.as_str()) {
@@ -84,7 +91,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--out" => out = PathBuf::from(value("--out")?),
             _ => {
                 return Err(format!(
-                    "unknown argument `{arg}`; valid: --quick, --dataset NAME, --data DIR, --out DIR, --help"
+                    "unknown argument `{arg}`; valid: --quick, --no-cnn, --dataset NAME, --data DIR, --out DIR, --help"
                 ))
             }
         }
@@ -97,6 +104,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     }
     Ok(Command::Run(Options {
         quick,
+        cnn,
         sources,
         out,
     }))
@@ -116,6 +124,12 @@ mod tests {
             panic!()
         };
         assert!(o.quick);
+        assert!(o.cnn, "the CNN rows are on by default");
+        let Ok(Command::Run(no_cnn)) = p(&["--no-cnn"]) else {
+            panic!()
+        };
+        assert!(!no_cnn.cnn);
+        assert!(p(&["--no-cnn=1"]).is_err());
         assert_eq!(o.sources, vec![Source::Embedded("wine".into())]);
         assert_eq!(o.out, PathBuf::from("x"));
         assert!(p(&["--fast"]).unwrap_err().contains("--fast"));

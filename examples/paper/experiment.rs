@@ -657,7 +657,11 @@ pub fn run_dataset<K: KernelProgram + Clone + Sync>(
         .fold(0.0f64, |m, &v| m.max(v));
     let classes = data.classes;
     let all_test: Vec<usize> = (0..data.x_test.nrows()).collect();
-    let n_jobs = if adam { 1 + 2 * (2 + 6) + 2 * 6 } else { 1 + 2 * (1 + 6) };
+    let n_jobs = if adam {
+        1 + 2 * (2 + 6) + 2 * 6
+    } else {
+        1 + 2 * (1 + 6)
+    };
     let ctx = Ctx {
         net,
         budget,
@@ -948,6 +952,9 @@ pub fn run(opts: &Options) -> Result<Vec<Outcome>, String> {
     }
     .map_err(|e| e.to_string())?;
     for (s, d) in opts.sources.iter().zip(&datasets) {
+        if !opts.cnn {
+            break;
+        }
         let name = match s {
             Source::Embedded(n) if n == "mnist1d" || n == "digits" => n.as_str(),
             _ => continue,
