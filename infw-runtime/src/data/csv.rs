@@ -129,14 +129,27 @@ fn parse_label(cell: &str) -> std::result::Result<usize, String> {
     }
 }
 
-/// Reads and parses a dataset CSV file (see [`parse_csv`]); I/O failures name the path.
+/// Reads and parses a dataset CSV file (see [`parse_csv`]); a name ending in `.gz` is
+/// decompressed first (gzip, as mnist1d_70k ships). I/O and decompression failures name the
+/// path.
 pub fn load_csv(path: impl AsRef<Path>) -> Result<(Array2<f64>, Vec<usize>)> {
     let path = path.as_ref();
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let io = |source| Error::Io {
         path: name.clone(),
         source,
-    })?;
+    };
+    let text = if path.extension().is_some_and(|e| e == "gz") {
+        use std::io::Read;
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::io::BufReader::new(file))
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        text
+    } else {
+        std::fs::read_to_string(path).map_err(io)?
+    };
     parse_csv(&text, &name)
 }
 
@@ -206,5 +219,29 @@ mod tests {
             Err(Error::Io { path, .. }) => assert!(path.contains("nonexistent")),
             other => panic!("expected Io error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn load_csv_reads_gzip_and_reports_corrupt_gzip_with_the_path() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("infw-gz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("train.csv.gz");
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&good).unwrap(),
+            flate2::Compression::default(),
+        );
+        enc.write_all(b"label,f0,f1\n1,0.5,2\n0,-1,3\n").unwrap();
+        enc.finish().unwrap();
+        let (x, y) = load_csv(&good).unwrap();
+        assert_eq!((x, y), (ndarray::array![[0.5, 2.0], [-1.0, 3.0]], vec![1, 0]));
+
+        let bad = dir.join("bad.csv.gz");
+        std::fs::write(&bad, b"label,f0\n1,2\n").unwrap(); // plain text named .gz
+        match load_csv(&bad) {
+            Err(Error::Io { path, .. }) => assert!(path.ends_with("bad.csv.gz"), "{path}"),
+            other => panic!("expected Io, got {other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

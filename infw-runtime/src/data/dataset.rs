@@ -107,8 +107,9 @@ impl Dataset {
         Ok(())
     }
 
-    /// Loads `dir/train.csv` and `dir/test.csv` (format of data/README.md); the name is the
-    /// directory's last component. A test label ≥ classes, or a test file whose feature
+    /// Loads `dir/train.csv` and `dir/test.csv` (format of data/README.md; each may instead be
+    /// gzip-compressed as `train.csv.gz` / `test.csv.gz`); the name is the directory's last
+    /// component. A test label ≥ classes, or a test file whose feature
     /// count differs from train's, is reported with the test file and line.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
@@ -116,8 +117,18 @@ impl Dataset {
             || dir.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let (x_train, y_train) = load_csv(dir.join("train.csv"))?;
-        let test_path = dir.join("test.csv");
+        // `train.csv`, or `train.csv.gz` where only the compressed file exists
+        let pick = |stem: &str| {
+            let plain = dir.join(stem);
+            let gz = dir.join(format!("{stem}.gz"));
+            if !plain.exists() && gz.exists() {
+                gz
+            } else {
+                plain
+            }
+        };
+        let (x_train, y_train) = load_csv(pick("train.csv"))?;
+        let test_path = pick("test.csv");
         let (x_test, y_test) = load_csv(&test_path)?;
         Self::assemble(
             name,
