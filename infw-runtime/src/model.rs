@@ -433,3 +433,124 @@ impl<K: KernelProgram> Network<K> {
         self.program().diagonals(x.view(), want)
     }
 }
+
+/// Kernel regression at scale (docs/math.md §5 "At scale", docs/scale.md): Nyström centres
+/// drawn from the training inputs and Falkon's preconditioned conjugate gradients over
+/// kernel blocks; no N×N matrix is formed. Keeps the centres and the coefficients only.
+#[derive(Debug)]
+pub struct FalkonModel<K> {
+    net: Network<K>,
+    kind: KernelKind,
+    centres: Array2<f64>,
+    centre_rows: Vec<usize>,
+    block_rows: usize,
+    solver: crate::solve::Falkon,
+}
+
+impl<K: KernelProgram + Clone> FalkonModel<K> {
+    fn fit(
+        net: &Network<K>,
+        kind: KernelKind,
+        x_train: ndarray::ArrayView2<f64>,
+        y_train: ndarray::ArrayView2<f64>,
+        ridge: f64,
+        options: &crate::solve::FalkonOptions,
+        progress: &mut dyn FnMut(crate::solve::FalkonProgress),
+    ) -> Result<Self> {
+        options.validate()?;
+        check_inputs(x_train, None)?;
+        check_targets(x_train.nrows(), &y_train)?;
+        let centre_rows =
+            crate::solve::draw_centres(x_train.nrows(), options.centres, options.seed);
+        let centres = x_train.select(ndarray::Axis(0), &centre_rows);
+        let k_cc = kind.take(net.kernels(&centres, TrainingInputs::of(&centres), kind.want())?);
+        let mut rows = |r: std::ops::Range<usize>| {
+            let block = x_train.slice(ndarray::s![r, ..]);
+            Ok(kind.take(net.kernels(&block, TrainingInputs::of(&centres), kind.want())?))
+        };
+        let solver =
+            crate::solve::Falkon::fit(&mut rows, k_cc.view(), y_train, ridge, options, progress)?;
+        Ok(FalkonModel {
+            net: net.clone(),
+            kind,
+            centres,
+            centre_rows,
+            block_rows: options.block_rows,
+            solver,
+        })
+    }
+
+    /// Predictions at `x` (one row per input, one column per target), computed in blocks
+    /// of the fit's `block_rows` so memory stays O(block·M).
+    pub fn predict<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<f64>> {
+        check_inputs(x.view(), Some(self.centres.view()))?;
+        let outputs = self.solver.coefficients().ncols();
+        let mut out = Array2::zeros((x.nrows(), outputs));
+        for start in (0..x.nrows()).step_by(self.block_rows) {
+            let end = (start + self.block_rows).min(x.nrows());
+            let block = x.slice(ndarray::s![start..end, ..]);
+            let k = self.kind.take(self.net.kernels(
+                &block,
+                TrainingInputs::of(&self.centres),
+                self.kind.want(),
+            )?);
+            out.slice_mut(ndarray::s![start..end, ..])
+                .assign(&self.solver.predict(k.view())?);
+        }
+        Ok(out)
+    }
+
+    /// The fitted solver: coefficients on the centres, ridge, and how CG ended.
+    pub fn solver(&self) -> &crate::solve::Falkon {
+        &self.solver
+    }
+
+    /// The centres (rows of the training inputs), one per row.
+    pub fn centres(&self) -> ndarray::ArrayView2<'_, f64> {
+        self.centres.view()
+    }
+
+    /// Which training rows were drawn as centres (sorted).
+    pub fn centre_rows(&self) -> &[usize] {
+        &self.centre_rows
+    }
+}
+
+impl<K: KernelProgram + Clone> Network<K> {
+    /// Kernel regression of `kind` (NNGP or NTK) with absolute ridge λ > 0 when K(X, X) does
+    /// not fit in memory: Nyström centres + Falkon's preconditioned CG (docs/math.md §5 "At
+    /// scale"). With `options.centres ≥ N` it equals [`ntk_regression`](Self::ntk_regression)
+    /// / [`nngp_regression`](Self::nngp_regression) up to the CG tolerance.
+    pub fn falkon_regression<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        kind: KernelKind,
+        x_train: &ArrayBase<S1, Ix2>,
+        y_train: &ArrayBase<S2, Ix2>,
+        ridge: f64,
+        options: &crate::solve::FalkonOptions,
+    ) -> Result<FalkonModel<K>> {
+        self.falkon_regression_with(kind, x_train, y_train, ridge, options, |_| {})
+    }
+
+    /// Like [`falkon_regression`](Self::falkon_regression), calling `progress` after every
+    /// kernel block and every CG iteration (for progress bars).
+    pub fn falkon_regression_with<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        kind: KernelKind,
+        x_train: &ArrayBase<S1, Ix2>,
+        y_train: &ArrayBase<S2, Ix2>,
+        ridge: f64,
+        options: &crate::solve::FalkonOptions,
+        mut progress: impl FnMut(crate::solve::FalkonProgress),
+    ) -> Result<FalkonModel<K>> {
+        FalkonModel::fit(
+            self,
+            kind,
+            x_train.view(),
+            y_train.view(),
+            ridge,
+            options,
+            &mut progress,
+        )
+    }
+}

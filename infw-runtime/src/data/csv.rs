@@ -234,7 +234,10 @@ mod tests {
         enc.write_all(b"label,f0,f1\n1,0.5,2\n0,-1,3\n").unwrap();
         enc.finish().unwrap();
         let (x, y) = load_csv(&good).unwrap();
-        assert_eq!((x, y), (ndarray::array![[0.5, 2.0], [-1.0, 3.0]], vec![1, 0]));
+        assert_eq!(
+            (x, y),
+            (ndarray::array![[0.5, 2.0], [-1.0, 3.0]], vec![1, 0])
+        );
 
         let bad = dir.join("bad.csv.gz");
         std::fs::write(&bad, b"label,f0\n1,2\n").unwrap(); // plain text named .gz

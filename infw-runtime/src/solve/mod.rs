@@ -31,12 +31,14 @@
 pub(crate) mod check;
 mod diagonal;
 pub(crate) mod ensemble;
+mod falkon;
 mod flow;
 mod predictive;
 mod regression;
 
 pub use diagonal::{kernel_diagonals, KernelDiagonals};
 pub use ensemble::EnsembleModel;
+pub use falkon::{draw_centres, Falkon, FalkonOptions, FalkonProgress, FalkonReport, KernelRows};
 pub use flow::GradientFlow;
 pub use predictive::{
     Covariance, CovarianceMode, EnsembleOptions, Gaussian, NngpEnsemble, NtkEnsemble, Ridge,
