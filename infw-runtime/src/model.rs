@@ -468,8 +468,7 @@ impl<K: KernelProgram + Clone> FalkonModel<K> {
             let block = x_train.slice(ndarray::s![r, ..]);
             Ok(kind.take(net.kernels(&block, TrainingInputs::of(&centres), kind.want())?))
         };
-        let solver =
-            crate::solve::Falkon::fit(&mut rows, k_cc.view(), y_train, ridge, options, progress)?;
+        let solver = crate::solve::Falkon::fit(&mut rows, k_cc, y_train, ridge, options, progress)?;
         Ok(FalkonModel {
             net: net.clone(),
             kind,

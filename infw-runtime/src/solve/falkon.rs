@@ -13,11 +13,13 @@
 //! the same absolute ridge λ as [`KernelRegression`](super::KernelRegression). The system is
 //! solved by conjugate gradients on Bᵀ H B β = Bᵀ K_CX Y, α = Bβ, with Falkon's
 //! preconditioner B = N^{-1/2} T⁻¹ A⁻¹, K_CC = TᵀT, TTᵀ/M + (λ/N) I = AᵀA, for which BBᵀ is
-//! the inverse of (N/M) K_CC² + λ K_CC ≈ H. Memory is O(N·M) when K(X, C) is kept (within
-//! [`FalkonOptions::cache_bytes`]) and O(block·M + M²) when it is recomputed per iteration.
+//! the inverse of (N/M) K_CC² + λ K_CC ≈ H. Memory is two M×M factors plus as many row
+//! blocks of K(X, C) as [`FalkonOptions::cache_bytes`] allows; the blocks not kept are
+//! recomputed in every iteration (time traded for memory).
 
 use crate::error::{Error, Result};
 use faer::linalg::matmul::matmul;
+use faer::linalg::solvers::Llt;
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
 };
@@ -39,8 +41,9 @@ pub struct FalkonOptions {
     pub seed: u64,
     /// Training rows per kernel block K(X_block, C).
     pub block_rows: usize,
-    /// Keep K(X, C) in memory when its N·M·8 bytes fit in this budget; otherwise recompute
-    /// it block by block in every iteration (slower, O(block·M) memory).
+    /// Memory for keeping blocks of K(X, C) between iterations: the first ⌊budget /
+    /// (block_rows·M·8)⌋ blocks are kept, the rest recomputed block by block in every
+    /// iteration (slower, O(block·M) memory each).
     pub cache_bytes: usize,
 }
 
@@ -102,8 +105,8 @@ impl FalkonOptions {
 /// What a long Falkon fit reports while it runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum FalkonProgress {
-    /// `rows_done` of `rows` training rows of K(X, C) computed (first pass, or the pass of
-    /// one iteration when K(X, C) is not kept).
+    /// `rows_done` of `rows` training rows of K(X, C) computed: in the first pass all N, in
+    /// an iteration's pass the rows not kept.
     Kernel { rows_done: usize, rows: usize },
     /// Conjugate-gradient iteration `iteration` finished with the largest relative residual
     /// over target columns.
@@ -125,8 +128,9 @@ pub struct FalkonReport {
     pub relative_residual: f64,
     /// Whether `relative_residual ≤ tolerance` was reached within `max_iterations`.
     pub converged: bool,
-    /// Whether K(X, C) was kept in memory (else recomputed every iteration).
-    pub kernel_kept: bool,
+    /// Rows of K(X, C) kept in memory (within `cache_bytes`); the other N − kept rows are
+    /// recomputed in every iteration.
+    pub kept_rows: usize,
 }
 
 /// M distinct indices of 0..n, uniformly at random, sorted; all of 0..n when m ≥ n.
@@ -153,9 +157,10 @@ pub struct Falkon {
 /// Source of training-kernel blocks: K(X[rows], C), rows.len() × M.
 pub type KernelRows<'a> = dyn FnMut(Range<usize>) -> Result<Array2<f64>> + 'a;
 
-/// H·v for the M×C block v: K_CX (K_XC v), accumulated over kernel blocks.
+/// H·v for the M×C block v: K_CX (K_XC v), accumulated over kernel blocks; the first blocks
+/// that fit in the cache budget are kept, the others recomputed in every product.
 struct NormalOperator<'a, 'b> {
-    kept: Option<Array2<f64>>,
+    kept: Vec<Array2<f64>>,
     rows: &'a mut KernelRows<'b>,
     n: usize,
     m: usize,
@@ -180,7 +185,12 @@ impl NormalOperator<'_, '_> {
         Ok(k.as_standard_layout().into_owned())
     }
 
-    /// out = K_CX K_XC v (out: M×C), reporting kernel passes when blocks are recomputed.
+    /// Rows of K(X, C) held in memory.
+    fn kept_rows(&self) -> usize {
+        (self.kept.len() * self.block_rows).min(self.n)
+    }
+
+    /// out = K_CX K_XC v (out: M×C), reporting progress over the recomputed blocks.
     fn apply(
         &mut self,
         v: MatRef<'_, f64>,
@@ -188,25 +198,20 @@ impl NormalOperator<'_, '_> {
         progress: &mut dyn FnMut(FalkonProgress),
     ) -> Result<()> {
         let mut out = out;
-        if let Some(k) = &self.kept {
-            return {
-                normal_product(row_major(k.view()), v, out.as_mut(), Accum::Replace);
-                Ok(())
-            };
+        let mut accum = Accum::Replace;
+        for k in &self.kept {
+            normal_product(row_major(k.view()), v, out.as_mut(), accum);
+            accum = Accum::Add;
         }
-        let (n, step) = (self.n, self.block_rows);
-        for start in (0..n).step_by(step) {
+        let (n, step, from) = (self.n, self.block_rows, self.kept_rows());
+        for start in (from..n).step_by(step) {
             let end = (start + step).min(n);
             let k = self.block(start..end)?;
-            let accum = if start == 0 {
-                Accum::Replace
-            } else {
-                Accum::Add
-            };
             normal_product(row_major(k.view()), v, out.as_mut(), accum);
+            accum = Accum::Add;
             progress(FalkonProgress::Kernel {
-                rows_done: end,
-                rows: n,
+                rows_done: end - from,
+                rows: n - from,
             });
         }
         Ok(())
@@ -227,35 +232,37 @@ fn normal_product(k: MatRef<'_, f64>, v: MatRef<'_, f64>, out: MatMut<'_, f64>, 
 }
 
 /// Falkon's preconditioner: L (K_CC + jitter = L Lᵀ, so T = Lᵀ) and L_A (TTᵀ/M + λ/N·I =
-/// L_A L_Aᵀ, so A = L_Aᵀ), with N^{-1/2} kept apart.
+/// L_A L_Aᵀ, so A = L_Aᵀ), with N^{-1/2} kept apart. Two M×M factors stay in memory.
 struct Preconditioner {
-    l: Mat<f64>,
-    l_a: Mat<f64>,
+    l: Llt<f64>,
+    l_a: Llt<f64>,
     inv_sqrt_n: f64,
     ridge_over_n: f64,
 }
 
 impl Preconditioner {
-    fn new(k_cc: ArrayView2<f64>, n: usize, ridge: f64) -> Result<Self> {
+    /// Consumes K(C, C) so that at most three M×M matrices are alive at once.
+    fn new(k_cc: Array2<f64>, n: usize, ridge: f64) -> Result<Self> {
         let m = k_cc.nrows();
         let max_diag = (0..m).map(|i| k_cc[[i, i]]).fold(0.0f64, f64::max);
         // Falkon's jitter: centres may coincide or K_CC be numerically singular; M·ε·max
         // diag makes the factor exist and moves the solution by O(λ·M·ε) relatively.
         let jitter = m as f64 * f64::EPSILON * max_diag.max(f64::MIN_POSITIVE);
-        let l = super::check::symmetric_faer(k_cc, jitter)
+        let symmetric = super::check::symmetric_faer(k_cc.view(), jitter);
+        drop(k_cc);
+        let l = symmetric
             .llt(Side::Lower)
             .map_err(|e| Error::NotPositiveDefinite {
                 detail: format!("Cholesky of K(C, C) + {jitter:e}·I failed: {e:?}"),
-            })?
-            .L()
-            .to_owned();
+            })?;
+        drop(symmetric);
         // TTᵀ = Lᵀ L
         let mut a = Mat::<f64>::zeros(m, m);
         matmul(
             a.as_mut(),
             Accum::Replace,
-            l.transpose(),
-            l.as_ref(),
+            l.L().transpose(),
+            l.L(),
             1.0 / m as f64,
             Par::rayon(0),
         );
@@ -271,13 +278,9 @@ impl Preconditioner {
                 a[(j, i)] = s;
             }
         }
-        let l_a = a
-            .llt(Side::Lower)
-            .map_err(|e| Error::NotPositiveDefinite {
-                detail: format!("Cholesky of Falkon's TTᵀ/M + λ/N·I failed: {e:?}"),
-            })?
-            .L()
-            .to_owned();
+        let l_a = a.llt(Side::Lower).map_err(|e| Error::NotPositiveDefinite {
+            detail: format!("Cholesky of Falkon's TTᵀ/M + λ/N·I failed: {e:?}"),
+        })?;
         Ok(Preconditioner {
             l,
             l_a,
@@ -288,23 +291,23 @@ impl Preconditioner {
 
     /// B v = N^{-1/2} L⁻ᵀ L_A⁻ᵀ v.
     fn apply_b(&self, v: &mut Mat<f64>) {
-        solve_upper_triangular_in_place(self.l_a.transpose(), v.as_mut(), Par::rayon(0));
-        solve_upper_triangular_in_place(self.l.transpose(), v.as_mut(), Par::rayon(0));
+        solve_upper_triangular_in_place(self.l_a.L().transpose(), v.as_mut(), Par::rayon(0));
+        solve_upper_triangular_in_place(self.l.L().transpose(), v.as_mut(), Par::rayon(0));
         scale(v, self.inv_sqrt_n);
     }
 
     /// Bᵀ v = N^{-1/2} L_A⁻¹ L⁻¹ v.
     fn apply_bt(&self, v: &mut Mat<f64>) {
-        solve_lower_triangular_in_place(self.l.as_ref(), v.as_mut(), Par::rayon(0));
-        solve_lower_triangular_in_place(self.l_a.as_ref(), v.as_mut(), Par::rayon(0));
+        solve_lower_triangular_in_place(self.l.L(), v.as_mut(), Par::rayon(0));
+        solve_lower_triangular_in_place(self.l_a.L(), v.as_mut(), Par::rayon(0));
         scale(v, self.inv_sqrt_n);
     }
 
     /// (λ/N) L_A⁻¹ L_A⁻ᵀ v = Bᵀ λK_CC B v (with the jittered K_CC = LLᵀ).
     fn ridge_term(&self, v: &Mat<f64>) -> Mat<f64> {
         let mut w = v.clone();
-        solve_upper_triangular_in_place(self.l_a.transpose(), w.as_mut(), Par::rayon(0));
-        solve_lower_triangular_in_place(self.l_a.as_ref(), w.as_mut(), Par::rayon(0));
+        solve_upper_triangular_in_place(self.l_a.L().transpose(), w.as_mut(), Par::rayon(0));
+        solve_lower_triangular_in_place(self.l_a.L(), w.as_mut(), Par::rayon(0));
         scale(&mut w, self.ridge_over_n);
         w
     }
@@ -328,14 +331,14 @@ impl Falkon {
     /// Fits α from kernel blocks of the training set against the centres.
     ///
     /// * `rows(range)` returns K(X[range], C) (range.len() × M, finite);
-    /// * `k_cc` is K(C, C) (M×M, symmetric), `y` the targets (N×C), `ridge` λ > 0 the same
+    /// * `k_cc` is K(C, C) (M×M, symmetric; consumed to bound memory), `y` the targets (N×C), `ridge` λ > 0 the same
     ///   absolute ridge as [`KernelRegression`](super::KernelRegression);
     /// * `progress` is called after every kernel block pass and every iteration.
     ///
     /// Not reaching `tolerance` within `max_iterations` is not an error: the report says so.
     pub fn fit(
         rows: &mut KernelRows<'_>,
-        k_cc: ArrayView2<f64>,
+        k_cc: Array2<f64>,
         y: ArrayView2<f64>,
         ridge: f64,
         options: &FalkonOptions,
@@ -344,10 +347,10 @@ impl Falkon {
         options.validate()?;
         super::check::non_empty("y", y)?;
         super::check::finite("y", y)?;
-        super::check::non_empty("k_cc", k_cc)?;
+        super::check::non_empty("k_cc", k_cc.view())?;
         super::check::dim("k_cc must be square: columns", k_cc.nrows(), k_cc.ncols())?;
-        super::check::finite("k_cc", k_cc)?;
-        super::check::symmetric("k_cc", k_cc)?;
+        super::check::finite("k_cc", k_cc.view())?;
+        super::check::symmetric("k_cc", k_cc.view())?;
         if !(ridge.is_finite() && ridge > 0.0) {
             return Err(Error::InvalidArgument {
                 name: "ridge",
@@ -364,21 +367,20 @@ impl Falkon {
                 found: m,
             });
         }
-        let kept_bytes = n.checked_mul(m).and_then(|e| e.checked_mul(8));
-        let keep = kept_bytes.is_some_and(|b| b <= options.cache_bytes);
+        let block_bytes = options.block_rows.saturating_mul(m).saturating_mul(8);
+        let blocks_kept = options.cache_bytes / block_bytes.max(1);
+        let pre = Preconditioner::new(k_cc, n, ridge)?;
         let mut op = NormalOperator {
-            kept: None,
+            kept: Vec::new(),
             rows,
             n,
             m,
             block_rows: options.block_rows,
         };
-        let pre = Preconditioner::new(k_cc, n, ridge)?;
 
-        // b = Bᵀ K_CX Y, in the same pass that keeps K(X, C) when it fits
+        // b = Bᵀ K_CX Y, in the same pass that keeps the blocks of K(X, C) that fit
         let mut kty = Mat::<f64>::zeros(m, c);
-        let mut kept = keep.then(|| Array2::<f64>::zeros((n, m)));
-        for start in (0..n).step_by(options.block_rows) {
+        for (index, start) in (0..n).step_by(options.block_rows).enumerate() {
             let end = (start + options.block_rows).min(n);
             let k = op.block(start..end)?;
             let y_block = y.slice(ndarray::s![start..end, ..]).to_owned();
@@ -394,15 +396,14 @@ impl Falkon {
                 1.0,
                 Par::rayon(0),
             );
-            if let Some(all) = kept.as_mut() {
-                all.slice_mut(ndarray::s![start..end, ..]).assign(&k);
+            if index < blocks_kept {
+                op.kept.push(k);
             }
             progress(FalkonProgress::Kernel {
                 rows_done: end,
                 rows: n,
             });
         }
-        op.kept = kept;
         let mut b = kty;
         pre.apply_bt(&mut b);
         let b_norm: Vec<f64> = column_dots(&b, &b).into_iter().map(f64::sqrt).collect();
@@ -474,7 +475,7 @@ impl Falkon {
                 iterations,
                 relative_residual: rel,
                 converged: rel <= options.tolerance,
-                kernel_kept: op.kept.is_some(),
+                kept_rows: op.kept_rows(),
             },
         })
     }
@@ -546,14 +547,7 @@ mod tests {
         let k_xc = k.select(Axis(1), idx);
         let k_cc = k_xc.select(Axis(0), idx);
         let mut rows = |r: Range<usize>| Ok(k_xc.slice(s![r, ..]).to_owned());
-        Falkon::fit(
-            &mut rows,
-            k_cc.view(),
-            y.view(),
-            ridge,
-            options,
-            &mut |_| {},
-        )
+        Falkon::fit(&mut rows, k_cc, y.view(), ridge, options, &mut |_| {})
     }
 
     #[test]
@@ -612,7 +606,19 @@ mod tests {
             ..tight()
         };
         let recomputed = fit_on(&k, &idx, &y, ridge, &streamed).unwrap();
-        assert!(kept.report().kernel_kept && !recomputed.report().kernel_kept);
+        assert_eq!(
+            (kept.report().kept_rows, recomputed.report().kept_rows),
+            (n, 0)
+        );
+        // a budget of three blocks of 17 rows × 50 centres keeps 51 rows, recomputes 149
+        let partly = FalkonOptions {
+            cache_bytes: 3 * 17 * 50 * 8 + 7,
+            ..tight()
+        };
+        let partial = fit_on(&k, &idx, &y, ridge, &partly).unwrap();
+        assert_eq!(partial.report().kept_rows, 51);
+        let err = rel_err(partial.coefficients(), kept.coefficients());
+        assert!(err < 1e-11, "partly kept: relative error {err:e}");
         // the same arithmetic but for the summation order over blocks: rounding only,
         // ε·κ(W)·iterations ≈ 2e-16·10²·30 ≈ 1e-12 (observed 1e-14)
         let err = rel_err(recomputed.coefficients(), kept.coefficients());
@@ -665,7 +671,7 @@ mod tests {
         let mut rows = |r: Range<usize>| Ok(k_xc.slice(s![r, ..]).to_owned());
         let falkon = Falkon::fit(
             &mut rows,
-            k_cc.view(),
+            k_cc.clone(),
             y.view(),
             ridge,
             &options,
@@ -783,12 +789,12 @@ mod tests {
             b[[0, 0]] = f64::NAN;
             Ok(b)
         };
-        let r = Falkon::fit(&mut nan_rows, k_cc.view(), y.view(), 1e-2, &o, &mut |_| {});
+        let r = Falkon::fit(&mut nan_rows, k_cc.clone(), y.view(), 1e-2, &o, &mut |_| {});
         assert!(matches!(r, Err(Error::NonFinite { .. })), "{r:?}");
         let mut short_rows = |r: Range<usize>| Ok(Array2::zeros((r.len(), 3)));
         let r = Falkon::fit(
             &mut short_rows,
-            k_cc.view(),
+            k_cc.clone(),
             y.view(),
             1e-2,
             &o,
@@ -801,7 +807,7 @@ mod tests {
         // more centres than examples
         let big = spd(40, 0.5, 18);
         let mut rows = |r: Range<usize>| Ok(Array2::zeros((r.len(), 40)));
-        let r = Falkon::fit(&mut rows, big.view(), y.view(), 1e-2, &o, &mut |_| {});
+        let r = Falkon::fit(&mut rows, big, y.view(), 1e-2, &o, &mut |_| {});
         assert!(matches!(r, Err(Error::ShapeMismatch { .. })), "{r:?}");
     }
 }
