@@ -94,7 +94,7 @@ where
     R::Kernels: Clone,
 {
     let (fit, val) = data.split_validation(VALIDATION, SEED)?;
-    let y_fit = one_hot(&fit.y, data.classes);
+    let y_fit = one_hot(&fit.y, data.classes)?;
     let k_fit = R::pack(net.kernels(&fit.x, TrainingInputs::of(&fit.x), R::WANT)?)?;
     let k_val = TestSet::new(R::pack(net.kernels(
         &val.x,
@@ -168,8 +168,8 @@ where
     }
     println!("    → {choice}");
 
-    let y_train = one_hot(&data.y_train, data.classes);
-    let y_test = one_hot(&data.y_test, data.classes);
+    let y_train = one_hot(&data.y_train, data.classes)?;
+    let y_test = one_hot(&data.y_test, data.classes)?;
     let start = Instant::now();
     let k_train =
         R::pack(net.kernels(&data.x_train, TrainingInputs::of(&data.x_train), R::WANT)?)?;

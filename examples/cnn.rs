@@ -28,7 +28,7 @@ fn regression<K: KernelProgram + Clone>(
 ) -> infw::Result<(f64, f64)> {
     let n = d.x_train.nrows();
     let fit_n = n - n / 5;
-    let y = one_hot(&d.labels_train, d.classes);
+    let y = one_hot(&d.labels_train, d.classes)?;
     let (x_fit, y_fit) = (d.x_train.slice(s![..fit_n, ..]), y.slice(s![..fit_n, ..]));
     let x_val = d.x_train.slice(s![fit_n.., ..]);
     // One Gram for every ridge: the prepared solver is refitted per ridge.

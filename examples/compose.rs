@@ -86,7 +86,7 @@ fn adam<K: AdamLimitProgram + Clone>(name: &str, net: &Network<K>, d: &Data) -> 
 fn main() -> infw::Result<()> {
     let data = Dataset::embedded("digits")?.standardized();
     let d = Data {
-        y_train: one_hot(&data.y_train, data.classes),
+        y_train: one_hot(&data.y_train, data.classes)?,
         x_train: data.x_train,
         x_test: data.x_test,
         labels_test: data.y_test,

@@ -19,7 +19,7 @@ fn main() -> Result<(), infw::Error> {
         data.features(),
         data.classes
     );
-    let y = one_hot(&data.y_train, data.classes);
+    let y = one_hot(&data.y_train, data.classes)?;
 
     let start = Instant::now();
     let model = net.ntk_regression(&data.x_train, &y, 1e-6)?;

@@ -7,7 +7,7 @@
 //! let net = infw::network! { dense(512, w_std = 1.4142135623730951, b_std = 0.1) relu dense(512) relu };
 //! let k = net.ntk(&data.x_train, &data.x_test)?; // one row per training row
 //! assert_eq!(k.dim(), (data.x_train.nrows(), data.x_test.nrows()));
-//! let y = one_hot(&data.y_train, data.classes);
+//! let y = one_hot(&data.y_train, data.classes)?;
 //! let model = net.ntk_regression(&data.x_train, &y, 1e-6)?;
 //! let acc = accuracy(model.predict(&data.x_test)?.view(), &data.y_test)?;
 //! assert!(acc > 0.9);

@@ -24,8 +24,8 @@ fn digits(n: usize, m: usize) -> (Array2<f64>, Array2<f64>, Array2<f64>, Array2<
     let d = Dataset::embedded("digits").unwrap().standardized();
     let x = d.x_train.slice(s![..n, ..]).to_owned();
     let xt = d.x_train.slice(s![n..n + m, ..]).to_owned();
-    let y = one_hot(&d.y_train[..n], d.classes);
-    let yt = one_hot(&d.y_train[n..n + m], d.classes);
+    let y = one_hot(&d.y_train[..n], d.classes).unwrap();
+    let yt = one_hot(&d.y_train[n..n + m], d.classes).unwrap();
     (x, y, xt, yt)
 }
 

@@ -117,14 +117,18 @@ impl<K: KernelProgram + Clone> Predictor for Network<K> {
     }
 }
 
-/// One arm per distinct `dsl` of the fixture, the string verbatim in the macro.
+/// One arm per distinct `dsl` of the fixture. neural-tangents' final `Dense(1)` is the
+/// per-output kernel used with targets of any width; infw's rule is that a declared
+/// `dense(C)` must match the targets' C columns (as the finite network needs), so the
+/// fixture's final `dense(1, …)` is written as the same-kernel `readout(…)`, sized to the
+/// targets.
 fn network_for(dsl: &str) -> Box<dyn Predictor> {
     match dsl {
         "dense(512, w_std=1.4142135623730951, b_std=0.1) relu dense(512, w_std=1.4142135623730951, b_std=0.1) relu dense(1, w_std=1.4142135623730951, b_std=0.1)" => {
-            Box::new(infw::network! { dense(512, w_std=1.4142135623730951, b_std=0.1) relu dense(512, w_std=1.4142135623730951, b_std=0.1) relu dense(1, w_std=1.4142135623730951, b_std=0.1) })
+            Box::new(infw::network! { dense(512, w_std=1.4142135623730951, b_std=0.1) relu dense(512, w_std=1.4142135623730951, b_std=0.1) relu readout(w_std=1.4142135623730951, b_std=0.1) })
         }
         "dense(256, w_std=1.5, b_std=0.2) erf dense(1)" => {
-            Box::new(infw::network! { dense(256, w_std=1.5, b_std=0.2) erf dense(1) })
+            Box::new(infw::network! { dense(256, w_std=1.5, b_std=0.2) erf readout })
         }
         other => panic!(
             "nt_predict.json has a case with dsl `{other}` that tests/predictive.rs does not build: add a match arm for it"
@@ -379,7 +383,8 @@ fn kernel_diagonals_equal_the_gram_diagonal() {
 fn user_errors_are_typed() {
     let fixture = load();
     let case = &fixture["cases"][6];
-    let net = infw::network! { dense(256, w_std=1.5, b_std=0.2) erf dense(1) };
+    // The fixture's final dense(1) as a readout sized to the targets (see `network_for`).
+    let net = infw::network! { dense(256, w_std=1.5, b_std=0.2) erf readout };
     assert_eq!(case["dsl"], "dense(256, w_std=1.5, b_std=0.2) erf dense(1)");
     let (x_train, y_train, x_test) = (
         matrix(&case["x_train"]),

@@ -15,7 +15,7 @@ fn ntk_regression_classifies_digits() {
         dense(512, w_std = 1.4142135623730951, b_std = 0.1) relu
         dense(512, w_std = 1.4142135623730951, b_std = 0.1) relu
     };
-    let y = one_hot(&data.y_train, data.classes);
+    let y = one_hot(&data.y_train, data.classes).unwrap();
     let model = net.ntk_regression(&data.x_train, &y, 1e-6).unwrap();
     let acc = accuracy(model.predict(&data.x_test).unwrap().view(), &data.y_test).unwrap();
     eprintln!(

@@ -161,8 +161,15 @@ pub fn loss_name(loss: Loss) -> &'static str {
 /// on small validation sets, where several points reach 100 %) go to the lower validation
 /// loss, then to the earlier grid point and epoch.
 fn best(grid: &[(f64, Curve)]) -> Option<(f64, usize, f64)> {
-    let mut out: Option<(f64, usize, f64, f64)> = None;
+    ranked(grid).into_iter().next()
+}
+
+/// Every grid point's best epoch, best first by the order of [`best`]: the fallbacks when
+/// the chosen rate diverges in the final training.
+fn ranked(grid: &[(f64, Curve)]) -> Vec<(f64, usize, f64)> {
+    let mut points: Vec<(f64, usize, f64, f64)> = Vec::new();
     for (lr, c) in grid {
+        let mut out: Option<(f64, usize, f64, f64)> = None;
         for (e, &a) in c.acc.iter().enumerate() {
             let l = c
                 .loss
@@ -178,8 +185,20 @@ fn best(grid: &[(f64, Curve)]) -> Option<(f64, usize, f64)> {
                 out = Some((*lr, e + 1, a, l));
             }
         }
+        points.extend(out);
     }
-    out.map(|(lr, e, a, _)| (lr, e, a))
+    // Stable: equal accuracy and loss keep the grid order.
+    points.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.3.total_cmp(&b.3)));
+    points.into_iter().map(|(lr, e, a, _)| (lr, e, a)).collect()
+}
+
+/// A test accuracy for the console: `97.31 %`, or `diverged` (never `NaN %`).
+fn percent(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:>6.2} %", 100.0 * v)
+    } else {
+        "diverged".into()
+    }
 }
 
 fn grid_text(grid: &[(f64, Curve)]) -> String {
@@ -189,7 +208,11 @@ fn grid_text(grid: &[(f64, Curve)]) -> String {
             let div = c
                 .diverged_at
                 .map_or(String::new(), |e| format!(" (diverged ep {e})"));
-            format!("η={lr}: {:.1}{div}", 100.0 * best)
+            if best.is_finite() {
+                format!("η={lr}: {:.1}{div}", 100.0 * best)
+            } else {
+                format!("η={lr}: diverged{div}")
+            }
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -298,16 +321,16 @@ fn limit_job<R: LimitRule + Copy, K>(
     o.test_acc = c.final_accuracy();
     o.seconds = c.seconds;
     o.note = format!(
-        "averaged iterate (running mean of f over steps); last iterate {:.1} %; grid (best val % over epochs): {}",
-        100.0 * c.last_iterate.last().copied().unwrap_or(f64::NAN),
+        "averaged iterate (running mean of f over steps); last iterate {}; grid (best val % over epochs): {}",
+        percent(c.last_iterate.last().copied().unwrap_or(f64::NAN)).trim_start(),
         grid_text(&grid)
     );
     o.curve = c.acc;
     ctx.say(format!(
-        "  {:<14} {model:<28} {:<3} {:>6.2} %  ({}, {:.1} s + {:.1} s search)",
+        "  {:<14} {model:<28} {:<3} {}  ({}, {:.1} s + {:.1} s search)",
         ctx.name,
         o.loss,
-        100.0 * o.test_acc,
+        percent(o.test_acc),
         o.hyper,
         o.seconds,
         o.select_seconds
@@ -349,10 +372,11 @@ fn finite_job<K: KernelProgram>(
     let select_seconds = start.elapsed().as_secs_f64();
     let mut o = ctx.outcome(group, model, loss);
     o.select_seconds = select_seconds;
-    let Some((lr, e, val)) = best(&grid) else {
+    let choices = ranked(&grid);
+    if choices.is_empty() {
         o.note = format!("every grid point diverged: {}", grid_text(&grid));
         return Ok(vec![o]);
-    };
+    }
     let mut variants = vec![(arch, model.to_string())];
     if arch == (Arch::Linearized { centered: true }) && ctx.budget.uncentred {
         variants.push((
@@ -362,8 +386,36 @@ fn finite_job<K: KernelProgram>(
     }
     let mut out = Vec::new();
     for (arch, name) in variants {
-        let m = build(ctx.net, arch, 1, ctx.d, ctx.classes)?;
-        let c = train_finite(m, opt, &ctx.train, &ctx.test, lr, loss, e, batch)?;
+        // The validation choice, or, when it diverges in the final training on all of
+        // train, the next grid choice in validation order (the note says so).
+        let mut fallbacks = String::new();
+        let mut final_run = None;
+        for &(lr, e, val) in &choices {
+            let m = build(ctx.net, arch, 1, ctx.d, ctx.classes)?;
+            let c = train_finite(m, opt, &ctx.train, &ctx.test, lr, loss, e, batch)?;
+            if c.final_accuracy().is_finite() {
+                final_run = Some((lr, e, val, c));
+                break;
+            }
+            fallbacks += &format!(
+                "η={lr} ({e} epochs) diverged in epoch {} of the final training, fell back to the next grid choice; ",
+                c.diverged_at.map_or("?".to_string(), |ep| ep.to_string())
+            );
+        }
+        let Some((lr, e, val, c)) = final_run else {
+            let mut o = ctx.outcome(group, &name, loss);
+            o.select_seconds = select_seconds;
+            o.note = format!(
+                "{fallbacks}every grid choice diverged in the final training; grid (best val % over epochs): {}",
+                grid_text(&grid)
+            );
+            ctx.say(format!(
+                "  {:<14} {name:<28} {:<3} diverged",
+                ctx.name, o.loss
+            ));
+            out.push(o);
+            continue;
+        };
         let mut o = ctx.outcome(group, &name, loss);
         o.lr = lr;
         o.epochs = e;
@@ -372,20 +424,20 @@ fn finite_job<K: KernelProgram>(
         o.hyper = format!("η={lr} epochs={e} batch={batch}");
         o.test_acc = c.final_accuracy();
         o.seconds = c.seconds;
-        o.note = match c.diverged_at {
-            Some(ep) => format!("diverged in epoch {ep} of the final training; "),
-            None => String::new(),
-        };
+        o.note = fallbacks;
+        if !o.note.is_empty() {
+            o.hyper += " (fallback)";
+        }
         if name.ends_with("uncentred") {
             o.note += "hyper-parameters of the centred linearization (not searched again); ";
         }
         o.note += &format!("grid (best val % over epochs): {}", grid_text(&grid));
         o.curve = c.acc;
         ctx.say(format!(
-            "  {:<14} {name:<28} {:<3} {:>6.2} %  ({}, {:.1} s + {:.1} s search)",
+            "  {:<14} {name:<28} {:<3} {}  ({}, {:.1} s + {:.1} s search)",
             ctx.name,
             o.loss,
-            100.0 * o.test_acc,
+            percent(o.test_acc),
             o.hyper,
             o.seconds,
             o.select_seconds
@@ -446,9 +498,9 @@ fn regression_job<K>(ctx: &Ctx<'_, K>) -> infw::Result<Vec<Outcome>> {
                 .join(", ")
         );
         ctx.say(format!(
-            "  {:<14} {model:<28} MSE {:>6.2} %  ({})",
+            "  {:<14} {model:<28} MSE {}  ({})",
             ctx.name,
-            100.0 * acc,
+            percent(acc),
             o.hyper
         ));
         out.push(o);
@@ -543,11 +595,11 @@ fn exact_job<R: LimitRule + Copy, K: KernelProgram>(
             String::new()
         };
         ctx.say(format!(
-            "  {:<14} {:<28} {:<3} {:>6.2} %  ({}, {:.1} s{extra})",
+            "  {:<14} {:<28} {:<3} {}  ({}, {:.1} s{extra})",
             ctx.name,
             o.model,
             o.loss,
-            100.0 * o.test_acc,
+            percent(o.test_acc),
             o.hyper,
             o.seconds
         ));
@@ -578,12 +630,12 @@ fn exact_job<R: LimitRule + Copy, K: KernelProgram>(
         )?;
         let mut o = new(name);
         o.note = format!(
-            "{}; last iterate (the finite runs have no averaging); averaged iterate {:.1} %; ",
+            "{}; last iterate (the finite runs have no averaging); averaged iterate {}; ",
             match f0_of {
                 Some(f) => format!("f_0 = the width-{} network's initial outputs", 512 * f),
                 None => "f_0 = 0".into(),
             },
-            100.0 * c.acc.last().copied().unwrap_or(f64::NAN)
+            percent(c.acc.last().copied().unwrap_or(f64::NAN)).trim_start()
         );
         let c = Curve {
             acc: c.last_iterate.clone(),
@@ -972,4 +1024,36 @@ pub fn run(opts: &Options) -> Result<Vec<Outcome>, String> {
     let wall = total.elapsed().as_secs_f64();
     crate::report::write(&opts.out, &all, &headers, &budget, opts.quick, wall)?;
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve(acc: &[f64]) -> Curve {
+        Curve {
+            acc: acc.to_vec(),
+            loss: vec![1.0; acc.len()],
+            diverged_at: acc.iter().position(|a| !a.is_finite()).map(|e| e + 1),
+            ..Curve::default()
+        }
+    }
+
+    /// The fallbacks are every grid point's best epoch in validation order; a grid point
+    /// with no finite score offers none, and the first is `best`'s choice.
+    #[test]
+    fn ranked_orders_the_fallback_choices_and_percent_never_says_nan() {
+        let grid = vec![
+            (0.1, curve(&[0.5, 0.8])),
+            (1.0, curve(&[0.9])),
+            (10.0, curve(&[f64::NAN])),
+            (0.01, curve(&[0.8, 0.7])),
+        ];
+        let r = ranked(&grid);
+        assert_eq!(r, vec![(1.0, 1, 0.9), (0.1, 2, 0.8), (0.01, 1, 0.8)]);
+        assert_eq!(best(&grid), Some(r[0]));
+        assert_eq!(percent(f64::NAN), "diverged");
+        assert_eq!(percent(0.5).trim(), "50.00 %");
+        assert!(!grid_text(&grid).contains("NaN"));
+    }
 }

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let opts = match cli::parse(std::env::args().skip(1)) {
         Ok(cli::Command::Help) => {
-            print!("{}", cli::HELP);
+            print!("{}", cli::help());
             return ExitCode::SUCCESS;
         }
         Ok(cli::Command::Run(opts)) => opts,

@@ -31,7 +31,7 @@ impl<'a> Part<'a> {
         Part {
             x,
             labels,
-            y: one_hot(labels, classes),
+            y: one_hot(labels, classes).expect("Dataset bounds its classes"),
         }
     }
 }

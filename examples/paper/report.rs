@@ -170,12 +170,20 @@ pub fn table(all: &[Outcome]) -> String {
                 .find(|o| &o.dataset == n && o.model == model && o.loss == loss)
             {
                 Some(o) => {
-                    let _ = write!(s, " {} | {:.1} |", pct(o.test_acc), o.seconds);
+                    let mark = if o.hyper.ends_with("(fallback)") {
+                        "†"
+                    } else {
+                        ""
+                    };
+                    let _ = write!(s, " {}{mark} | {:.1} |", pct(o.test_acc), o.seconds);
                 }
                 None => s.push_str(" | |"),
             }
         }
         s.push('\n');
+    }
+    if all.iter().any(|o| o.hyper.ends_with("(fallback)")) {
+        s.push_str("\n† the rate chosen on validation diverged in the final training; the next grid choice was used (see the notes in results.csv)\n");
     }
     s
 }

@@ -118,7 +118,59 @@ pub struct Architecture {
     pub readout: Readout,
 }
 
+/// A number as a user would write it: `1e100`, not a hundred digits.
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 impl Architecture {
+    /// Node `id` as a user wrote it, for messages: `node 3, dense(16, w_std = 1e100, …)`;
+    /// `id == nodes.len()` is the readout.
+    pub fn describe_node(&self, id: usize) -> String {
+        let what = match self.nodes.get(id) {
+            None => {
+                let r = &self.readout;
+                return format!(
+                    "the readout (w_std = {}, b_std = {})",
+                    short(r.w_std),
+                    short(r.b_std)
+                );
+            }
+            Some(Node::Input) => "the input kernel ‖x‖²/d".to_string(),
+            Some(Node::Dense {
+                width,
+                w_std,
+                b_std,
+                ..
+            }) => format!(
+                "dense({width}, w_std = {}, b_std = {})",
+                short(*w_std),
+                short(*b_std)
+            ),
+            Some(Node::Activation { activation, .. }) => activation.name(),
+            Some(Node::LayerNorm { .. }) => "layer_norm".into(),
+            Some(Node::Sum { .. }) => "the sum ending a residual block".into(),
+            Some(Node::Concat { .. }) => "the concatenation ending a parallel block".into(),
+            Some(Node::Conv {
+                channels,
+                w_std,
+                b_std,
+                ..
+            }) => format!(
+                "conv({channels}, …, w_std = {}, b_std = {})",
+                short(*w_std),
+                short(*b_std)
+            ),
+            Some(Node::GlobalAvgPool { .. }) => "global_avg_pool".into(),
+            Some(Node::Flatten { .. }) => "flatten".into(),
+        };
+        format!("node {id}, {what}")
+    }
+
     /// A chain of hidden blocks and a readout (`outputs: None`: sized to the targets).
     ///
     /// ```

@@ -24,6 +24,16 @@ pub enum Error {
         value: f64,
     },
 
+    /// A kernel evaluated to NaN or ±∞ from finite inputs: a variance overflowed (inputs
+    /// too large, or stds whose product over the layers is). `cause` names the layer.
+    #[error("the {kernel} kernel is not finite at row {row}, column {col}: {cause}; rescale the inputs (e.g. standardize them) or lower w_std / b_std")]
+    NonFiniteKernel {
+        kernel: &'static str,
+        row: usize,
+        col: usize,
+        cause: String,
+    },
+
     /// A scalar argument (learning rate, ridge, time, …) outside its valid range.
     #[error("invalid argument `{name}` = {value}: {reason}")]
     InvalidArgument {

@@ -38,7 +38,14 @@ impl KernelKind {
     }
 }
 
-fn check_targets(x_rows: usize, y: &ndarray::ArrayView2<f64>) -> Result<()> {
+/// Targets: one row per training input, finite, and as many columns as a declared final
+/// `dense(C)` has outputs. The last is the rule `finite()` follows too: the declaration
+/// fixes C, so every model of it (kernel or finite) refuses targets of another width.
+fn check_targets(
+    arch: &crate::Architecture,
+    x_rows: usize,
+    y: &ndarray::ArrayView2<f64>,
+) -> Result<()> {
     if y.nrows() != x_rows {
         return Err(Error::ShapeMismatch {
             what: "rows of the targets (one per training input)".into(),
@@ -46,7 +53,8 @@ fn check_targets(x_rows: usize, y: &ndarray::ArrayView2<f64>) -> Result<()> {
             found: y.nrows(),
         });
     }
-    crate::validate::check_matrix("targets", y.view())
+    crate::validate::check_matrix("targets", y.view())?;
+    arch.outputs_for(y.ncols()).map(|_| ())
 }
 
 /// Kernel regression K*(K + λI)⁻¹Y (docs/math.md §5, t = ∞), with its Cholesky factor kept.
@@ -67,7 +75,7 @@ impl<K: KernelProgram + Clone> KernelModel<K> {
         ridge: f64,
     ) -> Result<Self> {
         check_inputs(x_train.view(), None)?;
-        check_targets(x_train.nrows(), &y_train.view())?;
+        check_targets(net.architecture(), x_train.nrows(), &y_train.view())?;
         let k = kind.take(net.kernels(x_train, TrainingInputs::of(x_train), kind.want())?);
         let solver = KernelRegression::fit(k.view(), y_train.view(), ridge)?;
         Ok(KernelModel {
@@ -163,7 +171,7 @@ impl<R: LimitRule, K: KernelProgram + Clone> FunctionSpaceModel<R, K> {
         config: TrainConfig,
     ) -> Result<Self> {
         check_inputs(x_train.view(), None)?;
-        check_targets(x_train.nrows(), &y_train.view())?;
+        check_targets(net.architecture(), x_train.nrows(), &y_train.view())?;
         let kernels = R::pack(net.kernels(x_train, TrainingInputs::of(x_train), R::WANT)?)?;
         let trainer = Trainer::new(rule, TrainSet::new(kernels, y_train.to_owned())?, config)?;
         Ok(FunctionSpaceModel {
@@ -265,7 +273,7 @@ impl<K: KernelProgram + Clone> Network<K> {
         learning_rate: f64,
     ) -> Result<FlowModel<K>> {
         check_inputs(x_train.view(), None)?;
-        check_targets(x_train.nrows(), &y_train.view())?;
+        check_targets(self.architecture(), x_train.nrows(), &y_train.view())?;
         let k = self.ntk(x_train, x_train)?;
         let flow = GradientFlow::new(k.view(), y_train.view(), learning_rate)?;
         Ok(FlowModel {
@@ -415,7 +423,7 @@ impl<K: KernelProgram + Clone> Network<K> {
         options: crate::solve::EnsembleOptions,
     ) -> Result<crate::solve::EnsembleModel<K>> {
         check_inputs(x_train.view(), None)?;
-        check_targets(x_train.nrows(), &y_train.view())?;
+        check_targets(self.architecture(), x_train.nrows(), &y_train.view())?;
         crate::solve::EnsembleModel::fit(self, kind, x_train, y_train, options)
     }
 }

@@ -108,6 +108,17 @@ impl<K: KernelProgram> Network<K> {
             ));
         }
         let x = x.view();
+        // Spoken from the caller's side: their inputs against the training features (the
+        // Gram's own check would call the training set "the second input").
+        if x.ncols() != training.0.ncols() {
+            return Err(crate::Error::ShapeMismatch {
+                what:
+                    "features (columns) of the inputs, which must be those of the training inputs"
+                        .into(),
+                expected: training.0.ncols(),
+                found: x.ncols(),
+            });
+        }
         let t = (!same_matrix(&x, &training.0)).then_some(training.0);
         self.program.gram(x, t, want, &self.gram)
     }

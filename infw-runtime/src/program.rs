@@ -104,6 +104,14 @@ pub trait PairProgram: Send + Sync {
     /// Per-point pass from ‖x‖²/d0.
     fn point(&self, sq_norm: f64) -> Self::Point<f64>;
 
+    /// The first node (in node order) whose variance Σ(x,x) is not finite for a point
+    /// with ‖x‖²/d0 = `sq_norm`, or `None`: names the layer where a kernel overflowed
+    /// ([`crate::Error::NonFiniteKernel`]). Called only after an overflow was seen.
+    fn non_finite_node(&self, sq_norm: f64) -> Option<usize> {
+        let _ = sq_norm;
+        None
+    }
+
     /// Four points in the lanes of one.
     fn gather(&self, points: [&Self::Point<f64>; 4]) -> Self::Point<F64x4>;
 

@@ -60,6 +60,15 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     let (sd_readout, sd_hidden) = d.sign_dot;
     let has_adam = d.adam.is_some();
 
+    // The nodes whose variance Σ(x,x) the point pass computes (all but a conv front's),
+    // checked in order by `non_finite_node` to name where an overflow starts.
+    let pool = net.pool();
+    let checked = (0..net.nodes.len()).filter(|&n| !pool.is_some_and(|p| n < p));
+    let variance_checks = checked.map(|n| {
+        let qn = crate::symbolic::q(n);
+        quote!(if !#qn.is_finite() { return ::core::option::Option::Some(#n); })
+    });
+
     let params = parameters(net);
     let param_fields = params.iter().map(|(i, ty, _)| {
         let f = format_ident!("p{}", i);
@@ -111,6 +120,11 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 fn point(&self, sq_norm: f64) -> Point<f64> {
                     #(#point)*
                     Point { #(#field_values,)* _lanes: ::core::marker::PhantomData }
+                }
+                fn non_finite_node(&self, sq_norm: f64) -> ::core::option::Option<usize> {
+                    #(#point)*
+                    #(#variance_checks)*
+                    ::core::option::Option::None
                 }
                 #[inline(always)]
                 fn gather(&self, p: [&Point<f64>; 4]) -> Point<#rt::dual::F64x4> {

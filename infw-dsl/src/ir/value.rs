@@ -87,11 +87,19 @@ fn literal_number(expr: &Expr, what: &str) -> Option<Result<f64, Error>> {
         Lit::Int(i) if i.suffix().is_empty() || i.suffix() == "f64" => i.base10_parse::<f64>(),
         Lit::Float(f) => Err(Error::new(
             f.span(),
-            format!("{what} is an f64: drop the suffix `{}`", f.suffix()),
+            format!(
+                "{what} is an f64: drop the suffix `{}` and write `{}`",
+                f.suffix(),
+                f.base10_digits()
+            ),
         )),
         Lit::Int(i) => Err(Error::new(
             i.span(),
-            format!("{what} is an f64: drop the suffix `{}`", i.suffix()),
+            format!(
+                "{what} is an f64: drop the suffix `{}` and write `{}`",
+                i.suffix(),
+                i.base10_digits()
+            ),
         )),
         _ => Err(Error::new(
             lit.span(),
@@ -130,7 +138,7 @@ pub fn std_value(expr: &Expr, key: &str, exprs: &mut Expressions) -> Result<Valu
             } else if v > MAX_STD {
                 Err(Error::new(
                     expr.span(),
-                    format!("{key} = {v} is too large: its square must stay finite (at most {MAX_STD:e})"),
+                    format!("{key} = {v:e} is too large: its square σ² is folded into the kernels and must stay finite (at most {MAX_STD:e})"),
                 ))
             } else {
                 Ok(Value::Literal(v))
@@ -152,7 +160,11 @@ pub fn width_value(expr: &Expr, exprs: &mut Expressions) -> Result<Value<usize>,
             if !(i.suffix().is_empty() || i.suffix() == "usize") {
                 return Err(Error::new(
                     i.span(),
-                    format!("a width is a usize: drop the suffix `{}`", i.suffix()),
+                    format!(
+                        "a width is a usize: drop the suffix `{}` and write `{}`",
+                        i.suffix(),
+                        i.base10_digits()
+                    ),
                 ));
             }
             match i.base10_parse::<u64>() {

@@ -13,6 +13,38 @@ use syn::{parenthesized, Expr, Ident, Token};
 /// would overflow the compiler's stack.
 pub const MAX_NESTING: usize = 32;
 
+/// How deeply delimiters (`(…)`, `[…]`, `{…}`) may nest anywhere in a declaration, blocks
+/// and arguments together: far beyond any real declaration (blocks alone stop at
+/// [`MAX_NESTING`]), and well below the depth at which syn's recursive expression parser
+/// overflows the compiler's stack (about 3 000 nested parentheses did).
+pub const MAX_DELIMITER_DEPTH: usize = 128;
+
+/// Rejects token trees nested deeper than [`MAX_DELIMITER_DEPTH`], at the opening delimiter
+/// that goes too deep. Iterative, so the check itself cannot overflow the stack.
+fn check_delimiter_depth(input: &TokenStream) -> syn::Result<()> {
+    let mut stack = vec![input.clone().into_iter()];
+    while let Some(top) = stack.last_mut() {
+        match top.next() {
+            Some(proc_macro2::TokenTree::Group(g)) => {
+                if stack.len() > MAX_DELIMITER_DEPTH {
+                    return Err(syn::Error::new(
+                        g.span_open(),
+                        format!(
+                            "delimiters nest more than {MAX_DELIMITER_DEPTH} deep here; simplify this expression"
+                        ),
+                    ));
+                }
+                stack.push(g.stream().into_iter());
+            }
+            Some(_) => {}
+            None => {
+                stack.pop();
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The block combinators: their bodies are layers, not arguments.
 pub const BLOCKS: &[&str] = &["residual", "parallel"];
 
@@ -134,6 +166,7 @@ fn item(input: ParseStream, depth: usize) -> syn::Result<Item> {
 
 /// The whole body of `network!`: layers and blocks separated by whitespace.
 pub fn parse(input: TokenStream) -> syn::Result<Vec<Item>> {
+    check_delimiter_depth(&input)?;
     let parser = |stream: ParseStream| {
         let out = items(stream, 0)?;
         if stream.peek(Token![|]) {
@@ -204,5 +237,31 @@ mod tests {
         }
         let err = parse(t).unwrap_err();
         assert!(err.to_string().contains("nest"));
+    }
+
+    /// ~3 000 nested parentheses once overflowed the stack inside syn's expression
+    /// parser; they are now an error at the first parenthesis beyond the bound.
+    #[test]
+    fn rejects_deeply_nested_argument_parentheses_at_the_token() {
+        let depth = 3000;
+        let src = format!("dense({}5{})", "(".repeat(depth), ")".repeat(depth));
+        // Run on a small stack: the check must not recurse per level.
+        let err = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let tokens: TokenStream = src.parse().unwrap();
+                parse(tokens).map(|_| ()).unwrap_err().to_string()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(err.contains("nest more than"), "{err}");
+        // Just at the bound is still parsed (and judged by the later stages).
+        let ok = format!(
+            "dense({}5{})",
+            "(".repeat(MAX_DELIMITER_DEPTH - 1),
+            ")".repeat(MAX_DELIMITER_DEPTH - 1)
+        );
+        assert!(parse(ok.parse().unwrap()).is_ok());
     }
 }

@@ -1,8 +1,10 @@
 //! The CSV format of data/README.md: a header `label,f0,f1,…`, then one example per row,
 //! an integer class label first. Every rejection names the file and the 1-based line.
 
+use super::targets::MAX_CLASSES;
 use crate::error::{Error, Result};
 use ndarray::Array2;
+use std::borrow::Cow;
 use std::path::Path;
 
 fn malformed(file: &str, line: usize, reason: impl Into<String>) -> Error {
@@ -19,7 +21,8 @@ fn malformed(file: &str, line: usize, reason: impl Into<String>) -> Error {
 /// line: an empty file, a header not starting with `label` or with no feature column, a file
 /// with no example rows, ragged rows, blank lines between rows, non-numeric cells, NaN or
 /// infinite values, and labels that are not non-negative integers (`3` and `3.0` are both
-/// accepted). Cells may carry surrounding spaces; `\r\n` line ends are accepted.
+/// accepted). Cells may carry surrounding spaces or double quotes (R's `write.csv`); a
+/// UTF-8 byte-order mark is skipped; lines may end in `\n`, `\r\n` or a lone `\r`.
 ///
 /// ```
 /// let (x, y) = infw_runtime::data::parse_csv("label,f0,f1\n1,0.5,2\n0,-1,3\n", "toy.csv")?;
@@ -27,6 +30,14 @@ fn malformed(file: &str, line: usize, reason: impl Into<String>) -> Error {
 /// # Ok::<(), infw_runtime::Error>(())
 /// ```
 pub fn parse_csv(text: &str, file: &str) -> Result<(Array2<f64>, Vec<usize>)> {
+    // A UTF-8 byte-order mark (Excel, Windows tools) is not part of the first cell.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Old Mac files end lines with a lone CR: make every line end `\n`.
+    let text: Cow<str> = if text.contains('\r') {
+        Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(text)
+    };
     let lines: Vec<&str> = text.lines().collect();
     // trailing blank lines are tolerated (an editor's extra newline); others are not
     let used = lines
@@ -40,7 +51,7 @@ pub fn parse_csv(text: &str, file: &str) -> Result<(Array2<f64>, Vec<usize>)> {
             "empty file: expected a header `label,f0,f1,...`",
         ));
     }
-    let header: Vec<&str> = lines[0].split(',').map(str::trim).collect();
+    let header = cells(lines[0]).map_err(|r| malformed(file, 1, r))?;
     if header[0] != "label" {
         return Err(malformed(
             file,
@@ -71,7 +82,8 @@ pub fn parse_csv(text: &str, file: &str) -> Result<(Array2<f64>, Vec<usize>)> {
             return Err(malformed(file, line, "blank line between example rows"));
         }
         let mut count = 0;
-        for (col, cell) in raw.split(',').map(str::trim).enumerate() {
+        let row = cells(raw).map_err(|r| malformed(file, line, r))?;
+        for (col, cell) in row.iter().map(|c| c.as_ref()).enumerate() {
             count += 1;
             if col > width {
                 continue; // counted, reported as ragged below
@@ -80,7 +92,7 @@ pub fn parse_csv(text: &str, file: &str) -> Result<(Array2<f64>, Vec<usize>)> {
                 labels.push(parse_label(cell).map_err(|r| malformed(file, line, r))?);
                 continue;
             }
-            let name = header[col];
+            let name = &header[col];
             let value: f64 = cell.parse().map_err(|_| {
                 malformed(
                     file,
@@ -113,18 +125,67 @@ pub fn parse_csv(text: &str, file: &str) -> Result<(Array2<f64>, Vec<usize>)> {
     Ok((x, labels))
 }
 
-/// A class label: a non-negative integer, written `3` or `3.0`.
-fn parse_label(cell: &str) -> std::result::Result<usize, String> {
-    if let Ok(v) = cell.parse::<usize>() {
-        return Ok(v);
+/// The cells of one line, trimmed. A cell in double quotes (R's `write.csv` quotes the
+/// header names, some tools quote numbers too) is unquoted, `""` inside it standing for
+/// one quote, and may contain commas. Lines without quotes take a borrowing fast path.
+fn cells(line: &str) -> std::result::Result<Vec<Cow<'_, str>>, String> {
+    if !line.contains('"') {
+        return Ok(line.split(',').map(|c| Cow::Borrowed(c.trim())).collect());
     }
+    let mut out = Vec::new();
+    let mut cell = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted => {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    cell.push('"');
+                } else {
+                    quoted = false;
+                }
+            }
+            '"' if cell.trim().is_empty() => {
+                cell.clear();
+                quoted = true;
+            }
+            ',' if !quoted => out.push(Cow::Owned(std::mem::take(&mut cell).trim().to_string())),
+            c => cell.push(c),
+        }
+    }
+    if quoted {
+        return Err("a quoted cell has no closing `\"`".into());
+    }
+    out.push(Cow::Owned(cell.trim().to_string()));
+    Ok(out)
+}
+
+/// A class label: a non-negative integer below [`MAX_CLASSES`], written `3` or `3.0`.
+fn parse_label(cell: &str) -> std::result::Result<usize, String> {
     let bad = |why: &str| format!("label `{cell}` {why}; labels are class indices 0, 1, 2, ...");
+    let too_large = || {
+        bad(&format!(
+            "is too large (at most {} classes, 2^16)",
+            MAX_CLASSES
+        ))
+    };
+    if let Ok(v) = cell.parse::<usize>() {
+        return if v < MAX_CLASSES {
+            Ok(v)
+        } else {
+            Err(too_large())
+        };
+    }
+    if cell.bytes().all(|b| b.is_ascii_digit()) && !cell.is_empty() {
+        return Err(too_large()); // beyond usize
+    }
     match cell.parse::<f64>() {
         Err(_) => Err(bad("is not a number")),
         Ok(v) if !v.is_finite() => Err(bad("is not finite")),
         Ok(v) if v < 0.0 => Err(bad("is negative")),
         Ok(v) if v.fract() != 0.0 => Err(bad("is not an integer")),
-        Ok(v) if v > 9_007_199_254_740_992.0 => Err(bad("is too large")),
+        Ok(v) if v >= MAX_CLASSES as f64 => Err(too_large()),
         Ok(v) => Ok(v as usize),
     }
 }
@@ -180,6 +241,31 @@ mod tests {
         assert_eq!(x, ndarray::array![[1.5, -3.0], [0.0, 1e-3]]);
     }
 
+    /// Real-world exports: a UTF-8 BOM (once "found `\u{feff}label`"), R's write.csv with
+    /// every header cell and some numbers quoted, and old-Mac CR-only line ends (once
+    /// "has no example rows"). Each must read as the plain file does.
+    #[test]
+    fn reads_bom_quoted_cells_and_cr_only_lines_as_the_plain_file() {
+        let plain = "label,f0,f1\n2,1.5,-3\n0,0,1e-3\n";
+        let want = parse_csv(plain, "plain.csv").unwrap();
+        let variants = [
+            format!("\u{feff}{plain}"),
+            "\"label\",\"f0\",\"f1\"\n2,1.5,-3\n0,0,1e-3\n".to_string(),
+            "\"label\",\"f0\",\"f1\"\n\"2\",\"1.5\", \"-3\"\n0,\"0\",1e-3\n".to_string(),
+            plain.replace('\n', "\r"),
+            format!("\u{feff}{}", plain.replace('\n', "\r\n")),
+        ];
+        for v in &variants {
+            assert_eq!(parse_csv(v, "v.csv").unwrap(), want, "{v:?}");
+        }
+        // Quoted names may hold commas and doubled quotes; they still count as one cell.
+        let (x, _) = parse_csv("\"label\",\"a, b\",\"say \"\"hi\"\"\"\n1,2,3\n", "q.csv").unwrap();
+        assert_eq!(x, ndarray::array![[2.0, 3.0]]);
+        // CR-only files report the right line.
+        assert!(rejects("label,f0\r0,1\r1,x\r", 3).contains("not a number"));
+        assert!(rejects("label,f0\n0,\"1\n", 2).contains("closing"));
+    }
+
     #[test]
     fn empty_file_and_header_only() {
         assert!(rejects("", 1).contains("empty"));
@@ -211,6 +297,30 @@ mod tests {
         assert!(rejects("label,f0\n0,1\n1,2\n-1,2\n", 4).contains("negative"));
         assert!(rejects("label,f0\ncat,1\n", 2).contains("not a number"));
         assert!(rejects("label,f0\nnan,1\n", 2).contains("not finite"));
+    }
+
+    /// Labels name classes, at most 2^16 of them: a label of 10^6 once made `paper`
+    /// allocate 22.8 GB, 2^53 aborted, 18446744073709551615 wrapped the class count.
+    #[test]
+    fn labels_beyond_the_class_bound_are_rejected_at_their_line() {
+        for huge in [
+            "65536",
+            "1000000",
+            "9007199254740992",
+            "18446744073709551615",
+            "1e6",
+        ] {
+            let r = rejects(&format!("label,f0\n0,1\n{huge},2\n"), 3);
+            assert!(
+                r.contains("too large") && r.contains("65536"),
+                "{huge}: {r}"
+            );
+        }
+        // One below the bound is a class.
+        let (_, y) = parse_csv("label,f0\n65535,1\n", "ok.csv").unwrap();
+        assert_eq!(y, vec![MAX_CLASSES - 1]);
+        // Beyond u64 as well (a digit string that does not parse as usize).
+        assert!(rejects("label,f0\n99999999999999999999999,1\n", 2).contains("too large"));
     }
 
     #[test]

@@ -55,7 +55,7 @@ impl Dataset {
         x_test: Array2<f64>,
         y_test: Vec<usize>,
     ) -> Result<Self> {
-        let classes = y_train.iter().max().map_or(0, |m| m + 1);
+        let classes = super::class_count(&y_train, "y_train")?;
         let data = Dataset {
             name: name.into(),
             x_train,
@@ -91,7 +91,7 @@ impl Dataset {
         )?;
         check::finite("x_train", self.x_train.view())?;
         check::finite("x_test", self.x_test.view())?;
-        let classes = self.y_train.iter().max().map_or(0, |m| m + 1);
+        let classes = super::class_count(&self.y_train, "y_train")?;
         check::dim(
             "classes (1 + largest training label)",
             classes,

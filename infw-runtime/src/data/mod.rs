@@ -5,7 +5,7 @@
 //! ```
 //! use infw_runtime::data::{one_hot, Dataset};
 //! let wine = Dataset::embedded("wine")?.standardized();
-//! let y = one_hot(&wine.y_train, wine.classes); // 118 × 3 MSE targets (docs/math.md §5)
+//! let y = one_hot(&wine.y_train, wine.classes)?; // 118 × 3 MSE targets (docs/math.md §5)
 //! assert_eq!(y.dim(), (118, 3));
 //! let (train, validation) = wine.split_validation(0.2, 7)?;
 //! assert_eq!(train.len() + validation.len(), 118);
@@ -22,4 +22,4 @@ pub use csv::{load_csv, parse_csv};
 pub use dataset::Dataset;
 pub use split::Examples;
 pub use standardize::Standardizer;
-pub use targets::{accuracy, one_hot};
+pub use targets::{accuracy, class_count, one_hot, MAX_CLASSES};

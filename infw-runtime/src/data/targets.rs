@@ -5,21 +5,48 @@ use crate::error::{Error, Result};
 use crate::loss::argmax;
 use ndarray::{Array2, ArrayView2};
 
+/// The most classes a dataset or a one-hot encoding may have: 2¹⁶. Far more than any
+/// classification task here (mnist1d has 10), and it keeps an N × C target matrix of a
+/// 60 000-example set under 32 GB; a stray label of 10⁶ once made `paper` allocate 22.8 GB.
+pub const MAX_CLASSES: usize = 1 << 16;
+
+/// The class count `1 + max(labels)` (0 for no labels), or a typed error naming the first
+/// label that exceeds [`MAX_CLASSES`] (`what` names the labels and where they came from).
+pub fn class_count(labels: &[usize], what: &str) -> Result<usize> {
+    match labels.iter().position(|&l| l >= MAX_CLASSES) {
+        Some(i) => Err(Error::InvalidArgument {
+            name: "labels",
+            value: format!("{} at row {i} of {what}", labels[i]),
+            reason: format!("labels are class indices below {MAX_CLASSES} (2^16 classes at most)"),
+        }),
+        None => Ok(labels.iter().max().map_or(0, |m| m + 1)),
+    }
+}
+
 /// One-hot targets, one row per label and `classes` columns, for MSE on one-hot targets
 /// (docs/math.md §5). Like `jax.nn.one_hot`, a label ≥ `classes` gives an all-zero row.
+/// Errors: more than [`MAX_CLASSES`] classes.
 ///
 /// ```
-/// let y = infw_runtime::data::one_hot(&[2, 0], 3);
+/// let y = infw_runtime::data::one_hot(&[2, 0], 3)?;
 /// assert_eq!(y, ndarray::array![[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]);
+/// # Ok::<(), infw_runtime::Error>(())
 /// ```
-pub fn one_hot(labels: &[usize], classes: usize) -> Array2<f64> {
+pub fn one_hot(labels: &[usize], classes: usize) -> Result<Array2<f64>> {
+    if classes > MAX_CLASSES {
+        return Err(Error::InvalidArgument {
+            name: "classes",
+            value: classes.to_string(),
+            reason: format!("one-hot targets have at most {MAX_CLASSES} (2^16) classes"),
+        });
+    }
     let mut y = Array2::zeros((labels.len(), classes));
     for (i, &label) in labels.iter().enumerate() {
         if label < classes {
             y[[i, label]] = 1.0;
         }
     }
-    y
+    Ok(y)
 }
 
 /// The fraction of rows whose arg-max score (the first on ties, [`crate::loss::argmax`]) is
@@ -66,8 +93,32 @@ mod tests {
 
     #[test]
     fn one_hot_rows_and_out_of_range() {
-        let y = one_hot(&[1, 0, 5], 3);
+        let y = one_hot(&[1, 0, 5], 3).unwrap();
         assert_eq!(y, array![[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]);
+    }
+
+    /// Huge class counts are a typed error before allocating (2^53 classes once aborted on
+    /// a 2e17-byte allocation; usize::MAX wrapped 1 + max to 0).
+    #[test]
+    fn class_counts_are_bounded() {
+        assert!(one_hot(&[0], MAX_CLASSES).is_ok());
+        assert!(matches!(
+            one_hot(&[0], MAX_CLASSES + 1),
+            Err(Error::InvalidArgument {
+                name: "classes",
+                ..
+            })
+        ));
+        assert_eq!(
+            class_count(&[3, MAX_CLASSES - 1], "t").unwrap(),
+            MAX_CLASSES
+        );
+        for huge in [MAX_CLASSES, 1_000_000, 1 << 53, usize::MAX] {
+            let e = class_count(&[1, huge], "train.csv")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("65536") && e.contains("row 1"), "{e}");
+        }
     }
 
     #[test]

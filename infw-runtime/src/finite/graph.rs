@@ -121,15 +121,26 @@ fn check_structure(arch: &Architecture) -> Result<()> {
     Ok(())
 }
 
-/// Elements of one tensor, or a typed error when it could not be allocated at all.
-fn tensor_len(rows: usize, cols: usize) -> Result<usize> {
-    rows.checked_mul(cols)
-        .filter(|&n| n <= isize::MAX as usize / std::mem::size_of::<f64>())
-        .ok_or_else(|| {
-            Error::Architecture(format!(
-                "a {rows} × {cols} weight matrix does not fit in memory; use a smaller width factor"
-            ))
-        })
+/// The most parameters a finite network may have: 2³¹ (16 GiB as f64; training also keeps
+/// their gradient and, for Adam, two moments: 64 GiB), far beyond what CPU training here is
+/// for. Checked before anything is allocated, so an absurd width or width factor is a
+/// typed error instead of an allocation abort (a width of 2³² once asked for 103 GB).
+pub const MAX_PARAMETERS: usize = 1 << 31;
+
+fn too_many(what: String) -> Error {
+    Error::Architecture(format!(
+        "{what}: more than the {MAX_PARAMETERS} (2^31) parameters a finite network may have; \
+         use smaller widths or a smaller width factor"
+    ))
+}
+
+/// Elements of one tensor (`rows × (n_in + 1)`, weights and bias), or a typed error when
+/// it overflows or exceeds [`MAX_PARAMETERS`].
+fn tensor_len(rows: usize, n_in: usize) -> Result<usize> {
+    n_in.checked_add(1)
+        .and_then(|cols| rows.checked_mul(cols))
+        .filter(|&n| n <= MAX_PARAMETERS)
+        .ok_or_else(|| too_many(format!("a {rows} × {n_in} weight matrix with its bias")))
 }
 
 impl Graph {
@@ -177,11 +188,11 @@ impl Graph {
             if n_out == 0 {
                 return Err(Error::Architecture(format!("node {op} has width 0")));
             }
-            let len = tensor_len(n_out, n_in + 1)?;
+            let len = tensor_len(n_out, n_in)?;
             total = total
                 .checked_add(len)
-                .filter(|&t| t <= isize::MAX as usize / std::mem::size_of::<f64>())
-                .ok_or_else(|| Error::Architecture("the parameters do not fit in memory".into()))?;
+                .filter(|&t| t <= MAX_PARAMETERS)
+                .ok_or_else(|| too_many("the parameters of all layers together".into()))?;
             let (w_scale, b_scale) = match param {
                 Parameterization::Ntk => (w_std / (n_in as f64).sqrt(), b_std),
                 Parameterization::Standard => (1.0, 1.0),

@@ -27,6 +27,7 @@ mod tests_conv;
 #[cfg(test)]
 mod tests_limit;
 
+pub use graph::MAX_PARAMETERS;
 pub use linearized::LinearizedNetwork;
 pub use model::{Model, Workspace, BLOCK_ROWS};
 pub use network::{FiniteNetwork, Parameterization};

@@ -13,6 +13,7 @@
 //! exactly (docs/math.md §5). Per-thread scratch is `band_rows × N` inner products plus one row
 //! per kernel.
 
+pub(crate) mod overflow;
 mod parallel_rows;
 
 use crate::dual::F64x4;
@@ -36,6 +37,26 @@ pub struct GramParams {
     /// typically 20–35 % faster at N = 4000, but a call can stall on memory compaction
     /// when memory is fragmented (seen here: 0.2 s becoming 0.8 s on a first call).
     pub huge_pages: bool,
+}
+
+/// The most rows a band may have: per-thread scratch is `band_rows × N` inner products,
+/// 2 GiB at 2¹⁶ rows and N = 4 000, already far past where larger bands stop helping.
+pub const MAX_BAND_ROWS: usize = 1 << 16;
+
+impl GramParams {
+    /// Checks the tiling parameters: `band_rows` is 0 (automatic) or at most [`MAX_BAND_ROWS`].
+    pub fn validate(&self) -> Result<()> {
+        if self.band_rows > MAX_BAND_ROWS {
+            return Err(crate::Error::InvalidArgument {
+                name: "band_rows",
+                value: self.band_rows.to_string(),
+                reason: format!(
+                    "rows per Gram band must be 0 (automatic) or between 1 and {MAX_BAND_ROWS} (2^16)"
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for GramParams {
@@ -69,6 +90,7 @@ pub fn evaluate<K: PairProgram>(
     params: &GramParams,
 ) -> Result<KernelMatrices> {
     check_inputs(x, t)?;
+    params.validate()?;
     let x = x.as_standard_layout();
     let t_owned = t.map(|t| t.as_standard_layout().into_owned());
     let same_set = t_owned.is_none();
@@ -97,7 +119,7 @@ fn run_dyn<K: PairProgram>(
     params: &GramParams,
     want: Want,
 ) -> Result<KernelMatrices> {
-    Ok(run_with(program, x, t, same_set, params, want))
+    run_with(program, x, t, same_set, params, want)
 }
 
 fn run<K: PairProgram, const MASK: u8>(
@@ -107,21 +129,24 @@ fn run<K: PairProgram, const MASK: u8>(
     same_set: bool,
     params: &GramParams,
 ) -> Result<KernelMatrices> {
-    Ok(run_with(
-        program,
-        x,
-        t,
-        same_set,
-        params,
-        Want::from_mask(MASK),
-    ))
+    run_with(program, x, t, same_set, params, Want::from_mask(MASK))
 }
 
 /// One band of output rows, one optional view per kernel.
 struct Band<'a> {
     first_row: usize,
     outs: [Option<ArrayViewMut2<'a, f64>>; 4],
+    /// The first non-finite output of the band: (row, column, kernel index).
+    non_finite: Option<(usize, usize, usize)>,
 }
+
+/// The kernels' names by output index, for messages.
+const KERNEL_NAMES: [&str; 4] = [
+    "NNGP",
+    "NTK",
+    "R (Adam-limit readout)",
+    "H (Adam-limit hidden)",
+];
 
 /// Lanes of four pairs.
 const LANES: usize = 4;
@@ -134,36 +159,54 @@ fn run_with<K: PairProgram>(
     same_set: bool,
     params: &GramParams,
     want: Want,
-) -> KernelMatrices {
+) -> Result<KernelMatrices> {
     let (n, m, d) = (x.nrows(), t.nrows(), x.ncols());
     let inv_d = 1.0 / d as f64;
     // Symmetric shortcut: only when every requested kernel is symmetric.
     let mirror = same_set && !want.readout && !want.hidden;
 
-    // Per-point work, once per point.
-    let sq_norms = |a: ArrayView2<f64>| -> Vec<f64> {
+    // Per-point work, once per point: ‖x‖²/d without avoidable overflow, and its root
+    // for the parallelism pre-filter below.
+    let mean_squares = |a: ArrayView2<f64>| -> Vec<f64> {
         a.axis_iter(Axis(0))
             .into_par_iter()
-            .map(|r| r.dot(&r))
+            .map(overflow::mean_square)
             .collect()
     };
-    let x_norms = sq_norms(x);
+    let x_norms = mean_squares(x);
     let t_norms = if same_set {
         x_norms.clone()
     } else {
-        sq_norms(t)
+        mean_squares(t)
     };
-    let x_points: Vec<K::Point<f64>> = x_norms
-        .par_iter()
-        .map(|&q| program.point(q * inv_d))
-        .collect();
+    let roots = |q: &[f64]| q.iter().map(|v| v.sqrt()).collect::<Vec<f64>>();
+    let (x_roots, t_roots) = (roots(&x_norms), roots(&t_norms));
+    let x_points: Vec<K::Point<f64>> = x_norms.par_iter().map(|&q| program.point(q)).collect();
     let t_points: Vec<K::Point<f64>> = if same_set {
         x_points.clone()
     } else {
-        t_norms
-            .par_iter()
-            .map(|&q| program.point(q * inv_d))
-            .collect()
+        t_norms.par_iter().map(|&q| program.point(q)).collect()
+    };
+    // Inputs too large (or small) to multiply as they are take part in the matrix products
+    // scaled by exact powers of two, undone on each band's products.
+    let x_scaled = overflow::scaled(x);
+    let t_scaled = if same_set { None } else { overflow::scaled(t) };
+    let (ex, et) = (
+        x_scaled.as_ref().map_or(0, |s| s.1),
+        if same_set {
+            x_scaled.as_ref().map_or(0, |s| s.1)
+        } else {
+            t_scaled.as_ref().map_or(0, |s| s.1)
+        },
+    );
+    let x_mul: ArrayView2<f64> = match &x_scaled {
+        Some((a, _)) => a.view(),
+        None => x.view(),
+    };
+    let t_mul: ArrayView2<f64> = match (&t_scaled, same_set) {
+        (_, true) => x_mul.view(),
+        (Some((a, _)), false) => a.view(),
+        (None, false) => t.view(),
     };
     // Training points four to a lane bundle; the last bundle is padded with its last point.
     let t_lanes: Vec<K::Point<F64x4>> = (0..m.div_ceil(LANES))
@@ -207,6 +250,7 @@ fn run_with<K: PairProgram>(
                         .as_mut()
                         .map(|v| v[b].take().expect("each band taken once"))
                 }),
+                non_finite: None,
             })
             .collect();
         bands.par_iter_mut().for_each_init(
@@ -222,8 +266,8 @@ fn run_with<K: PairProgram>(
                     .unwrap_or(0);
                 let j0 = if mirror { i0 } else { 0 };
                 // One matrix product per band feeds every pair of the band.
-                let xb = x.slice(s![i0..i0 + bn, ..]);
-                let product = |rhs: &ArrayView2<f64>, dst: &mut Array2<f64>| {
+                let xb = x_mul.slice(s![i0..i0 + bn, ..]);
+                let product = |rhs: &ArrayView2<f64>, dst: &mut Array2<f64>, e: i32| {
                     let mut blk = dst.slice_mut(s![..bn, j0..m]);
                     ndarray::linalg::general_mat_mul(
                         inv_d,
@@ -232,10 +276,13 @@ fn run_with<K: PairProgram>(
                         0.0,
                         &mut blk,
                     );
+                    if e != 0 {
+                        blk.mapv_inplace(|v| overflow::mul_pow2(v, e));
+                    }
                 };
-                product(&t, &mut scratch.dots);
+                product(&t_mul, &mut scratch.dots, ex + et);
                 if let Some(ts) = &t_sign {
-                    product(&ts.view(), &mut scratch.sign_dots);
+                    product(&ts.view(), &mut scratch.sign_dots, ex);
                 }
                 for r in 0..bn {
                     let i = i0 + r;
@@ -266,13 +313,13 @@ fn run_with<K: PairProgram>(
                     // Fix-up: the rare pairs whose correlation is within 1e-9 of ±1 are
                     // checked for exact parallelism and recomputed with ρ = ±1 exactly.
                     let xr = x.row(i);
+                    // |ρ| ≥ 1 − 5e-10 ⇔ ρ² ≥ 1 − 1e-9 to first order, in roots so that
+                    // large inputs cannot overflow the test.
+                    let near = (1.0 - 5e-10) * x_roots[i];
                     for (j, &dot) in dots.iter().enumerate().take(m).skip(j0) {
                         let parallel = if same_set && i == j {
                             Parallel::Positive
-                        } else if dot != 0.0
-                            && dot * dot
-                                >= (1.0 - 1e-9) * (x_norms[i] * inv_d) * (t_norms[j] * inv_d)
-                        {
+                        } else if dot != 0.0 && dot.abs() >= near * t_roots[j] {
                             parallel_rows(
                                 xr.as_slice().expect("standard layout"),
                                 t.row(j).as_slice().expect("standard layout"),
@@ -291,9 +338,33 @@ fn run_with<K: PairProgram>(
                             store(&mut band.outs, r, j, &k);
                         }
                     }
+                    // The finished row, still in cache: any NaN or ∞ is remembered (the
+                    // first per band) and reported after the evaluation.
+                    if band.non_finite.is_none() {
+                        for (k, o) in band.outs.iter().enumerate() {
+                            let Some(o) = o else { continue };
+                            let row = o.row(r);
+                            let row = row.as_slice().expect("standard layout");
+                            if !overflow::all_finite(&row[j0..]) {
+                                let j = (j0..m).find(|&j| !row[j].is_finite()).unwrap_or(j0);
+                                band.non_finite = Some((i, j, k));
+                                break;
+                            }
+                        }
+                    }
                 }
             },
         );
+        if let Some((i, j, k)) = bands.iter().filter_map(|b| b.non_finite).min() {
+            return Err(non_finite_kernel(
+                program,
+                KERNEL_NAMES[k],
+                i,
+                j,
+                x_norms[i],
+                t_norms[j],
+            ));
+        }
     }
     if mirror {
         for o in outputs.iter_mut().flatten() {
@@ -301,11 +372,55 @@ fn run_with<K: PairProgram>(
         }
     }
     let [nngp, ntk, readout, hidden] = outputs;
-    KernelMatrices {
+    Ok(KernelMatrices {
         nngp,
         ntk,
         readout,
         hidden,
+    })
+}
+
+/// The error for a kernel that is not finite at (row, col): it names the first layer whose
+/// variance Σ(x,x) overflows at either point, when one does.
+pub(crate) fn non_finite_kernel<K: PairProgram>(
+    program: &K,
+    kernel: &'static str,
+    row: usize,
+    col: usize,
+    q_row: f64,
+    q_col: f64,
+) -> crate::Error {
+    let arch = program.architecture();
+    let layer = |q: f64| {
+        if q.is_finite() {
+            program.non_finite_node(q)
+        } else {
+            Some(0)
+        }
+    };
+    let cause = match (layer(q_row), layer(q_col)) {
+        (Some(a), b) => {
+            let a = b.map_or(a, |b| a.min(b));
+            format!(
+                "the variance Σ(x, x) first overflows at {}",
+                arch.describe_node(a)
+            )
+        }
+        (None, Some(b)) => {
+            format!(
+                "the variance Σ(x, x) first overflows at {}",
+                arch.describe_node(b)
+            )
+        }
+        (None, None) => "every layer's variance Σ(x, x) is finite at both points; the \
+                         readout or a pair's covariance or NTK sum overflowed"
+            .into(),
+    };
+    crate::Error::NonFiniteKernel {
+        kernel,
+        row,
+        col,
+        cause,
     }
 }
 

@@ -45,7 +45,7 @@ pub fn kernel_diagonals<K: PairProgram>(
         .axis_iter(Axis(0))
         .into_par_iter()
         .map(|row| {
-            let sq_norm = row.dot(&row) * inv_d;
+            let sq_norm = crate::gram::overflow::mean_square(row);
             let point = program.point(sq_norm);
             let sign_dot = if signs {
                 row.iter().map(|&v| v * crate::dual::sign0(v)).sum::<f64>() * inv_d
@@ -61,6 +61,18 @@ pub fn kernel_diagonals<K: PairProgram>(
             program.pair(&point, &point, inputs, want)
         })
         .collect();
+    let kernels: [(bool, &'static str, fn(&PairKernels<f64>) -> f64); 4] = [
+        (want.nngp, "NNGP", |k| k.nngp),
+        (want.ntk, "NTK", |k| k.ntk),
+        (want.readout, "R (Adam-limit readout)", |k| k.readout),
+        (want.hidden, "H (Adam-limit hidden)", |k| k.hidden),
+    ];
+    for (on, name, f) in kernels {
+        if let Some(i) = pairs.iter().position(|k| on && !f(k).is_finite()) {
+            let q = crate::gram::overflow::mean_square(x.row(i));
+            return Err(crate::gram::non_finite_kernel(program, name, i, i, q, q));
+        }
+    }
     let column = |on: bool, f: fn(&PairKernels<f64>) -> f64| {
         on.then(|| pairs.iter().map(f).collect::<Array1<f64>>())
     };

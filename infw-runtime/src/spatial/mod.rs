@@ -89,6 +89,16 @@ fn check_rows<S: SpatialProgram>(program: &S, what: &str, a: ArrayView2<f64>) ->
     Ok(())
 }
 
+/// A convolutional kernel that overflowed (its per-layer variances are not traced).
+fn non_finite(kernel: &'static str, row: usize, col: usize) -> Error {
+    Error::NonFiniteKernel {
+        kernel,
+        row,
+        col,
+        cause: "a variance of the convolutional network overflowed".into(),
+    }
+}
+
 fn no_adam(want: Want) -> Result<()> {
     if want.readout || want.hidden {
         return Err(Error::Architecture(
@@ -161,14 +171,17 @@ pub fn evaluate<S: SpatialProgram>(
             }
         }
     }
-    let check = |name: &str, a: &Option<Array2<f64>>| -> Result<()> {
-        if let Some(a) = a {
-            crate::validate::finite(name, a.view())?;
+    let check = |kernel: &'static str, a: &Option<Array2<f64>>| -> Result<()> {
+        match a
+            .as_ref()
+            .and_then(|a| a.indexed_iter().find(|(_, v)| !v.is_finite()))
+        {
+            Some(((row, col), _)) => Err(non_finite(kernel, row, col)),
+            None => Ok(()),
         }
-        Ok(())
     };
-    check("NNGP kernel", &nngp)?;
-    check("NTK kernel", &ntk)?;
+    check("NNGP", &nngp)?;
+    check("NTK", &ntk)?;
     Ok(KernelMatrices {
         nngp,
         ntk,
@@ -237,6 +250,18 @@ pub fn diagonals<S: SpatialProgram>(
             program.pair(p, p, planes, want)
         })
         .collect();
+    for (on, kernel, f) in [
+        (
+            want.nngp,
+            "NNGP",
+            (|k| k.nngp) as fn(&PairKernels<f64>) -> f64,
+        ),
+        (want.ntk, "NTK", |k| k.ntk),
+    ] {
+        if let Some(i) = pairs.iter().position(|k| on && !f(k).is_finite()) {
+            return Err(non_finite(kernel, i, i));
+        }
+    }
     let column = |on: bool, f: fn(&PairKernels<f64>) -> f64| {
         on.then(|| pairs.iter().map(f).collect::<Array1<f64>>())
     };
