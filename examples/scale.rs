@@ -108,7 +108,7 @@ fn choose_ridge<K: KernelProgram + Clone>(
 ) -> infw::Result<(f64, f64)> {
     let fit_n = x.nrows() - x.nrows() / 5;
     let (x_fit, x_val) = (x.slice(s![..fit_n, ..]), x.slice(s![fit_n.., ..]));
-    let y_fit = one_hot(&labels[..fit_n], classes);
+    let y_fit = one_hot(&labels[..fit_n], classes)?;
     let k_fit = take(
         kind,
         net.kernels(&x_fit, TrainingInputs::of(&x_fit), kind.want())?,
@@ -180,7 +180,7 @@ fn main() -> infw::Result<()> {
     for &n in &args.sizes {
         let n = n.min(x_all.nrows());
         let x = x_all.slice(s![..n, ..]).to_owned();
-        let y = one_hot(&data.y_train[..n], data.classes);
+        let y = one_hot(&data.y_train[..n], data.classes)?;
         for &(kind, ridge) in &ridges {
             if n <= args.exact_max {
                 reset_peak();

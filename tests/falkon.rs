@@ -9,7 +9,7 @@ use ndarray::s;
 fn digits(n: usize) -> (ndarray::Array2<f64>, ndarray::Array2<f64>, Dataset) {
     let data = Dataset::embedded("digits").unwrap().standardized();
     let x = data.x_train.slice(s![..n, ..]).to_owned();
-    let y = one_hot(&data.y_train[..n], data.classes);
+    let y = one_hot(&data.y_train[..n], data.classes).unwrap();
     (x, y, data)
 }
 

@@ -467,7 +467,7 @@ impl<K: KernelProgram + Clone> FalkonModel<K> {
     ) -> Result<Self> {
         options.validate()?;
         check_inputs(x_train, None)?;
-        check_targets(x_train.nrows(), &y_train)?;
+        check_targets(net.architecture(), x_train.nrows(), &y_train)?;
         let centre_rows =
             crate::solve::draw_centres(x_train.nrows(), options.centres, options.seed);
         let centres = x_train.select(ndarray::Axis(0), &centre_rows);
