@@ -85,7 +85,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
                 Some(other) => Err(format!("--help takes no other arguments; found `{other}`")),
             };
         }
-        Err(e) => return Err(e.render().to_string().trim_end().to_string()),
+        // clap's rendering starts with its own `error: `; main adds one
+        Err(e) => {
+            let text = e.render().to_string();
+            let text = text.trim_end();
+            return Err(text.strip_prefix("error: ").unwrap_or(text).to_string());
+        }
     };
     let args = Args::from_arg_matches(&matches).map_err(|e| e.to_string())?;
     // Both kinds of source in the order given.
