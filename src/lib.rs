@@ -44,6 +44,19 @@
 pub use infw_macros::network;
 pub use infw_runtime::*;
 
+/// The ndarray infw is built against (0.16), so users need not guess its version: a second
+/// ndarray in the dependency graph makes every call fail with "multiple different versions
+/// of crate `ndarray`".
+///
+/// ```
+/// use infw::ndarray::array;
+/// let net = infw::network! { dense(8) relu };
+/// let x = array![[1.0, 0.0], [0.0, 1.0]];
+/// assert_eq!(net.nngp(&x, &x)?.dim(), (2, 2));
+/// # Ok::<(), infw::Error>(())
+/// ```
+pub use ndarray;
+
 /// Re-exports for the code `network!` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
