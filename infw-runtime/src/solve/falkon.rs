@@ -161,6 +161,8 @@ pub type KernelRows<'a> = dyn FnMut(Range<usize>) -> Result<Array2<f64>> + 'a;
 /// that fit in the cache budget are kept, the others recomputed in every product.
 struct NormalOperator<'a, 'b> {
     kept: Vec<Array2<f64>>,
+    /// K_b v for one block (block_rows × C), reused by every block and iteration.
+    scratch: Mat<f64>,
     rows: &'a mut KernelRows<'b>,
     n: usize,
     m: usize,
@@ -200,14 +202,26 @@ impl NormalOperator<'_, '_> {
         let mut out = out;
         let mut accum = Accum::Replace;
         for k in &self.kept {
-            normal_product(row_major(k.view()), v, out.as_mut(), accum);
+            normal_product(
+                row_major(k.view()),
+                v,
+                out.as_mut(),
+                accum,
+                &mut self.scratch,
+            );
             accum = Accum::Add;
         }
         let (n, step, from) = (self.n, self.block_rows, self.kept_rows());
         for start in (from..n).step_by(step) {
             let end = (start + step).min(n);
             let k = self.block(start..end)?;
-            normal_product(row_major(k.view()), v, out.as_mut(), accum);
+            normal_product(
+                row_major(k.view()),
+                v,
+                out.as_mut(),
+                accum,
+                &mut self.scratch,
+            );
             accum = Accum::Add;
             progress(FalkonProgress::Kernel {
                 rows_done: end - from,
@@ -225,8 +239,15 @@ fn row_major(a: ArrayView2<'_, f64>) -> MatRef<'_, f64> {
 }
 
 /// out (+)= Kᵀ (K v) for a block K of rows × M.
-fn normal_product(k: MatRef<'_, f64>, v: MatRef<'_, f64>, out: MatMut<'_, f64>, accum: Accum) {
-    let mut kv = Mat::<f64>::zeros(k.nrows(), v.ncols());
+/// `scratch` holds K v (at least rows × C), so the iterations allocate nothing per block.
+fn normal_product(
+    k: MatRef<'_, f64>,
+    v: MatRef<'_, f64>,
+    out: MatMut<'_, f64>,
+    accum: Accum,
+    scratch: &mut Mat<f64>,
+) {
+    let mut kv = scratch.as_mut().submatrix_mut(0, 0, k.nrows(), v.ncols());
     matmul(kv.as_mut(), Accum::Replace, k, v, 1.0, Par::rayon(0));
     matmul(out, accum, k.transpose(), kv.as_ref(), 1.0, Par::rayon(0));
 }
@@ -372,6 +393,7 @@ impl Falkon {
         let pre = Preconditioner::new(k_cc, n, ridge)?;
         let mut op = NormalOperator {
             kept: Vec::new(),
+            scratch: Mat::zeros(options.block_rows.min(n), c),
             rows,
             n,
             m,
