@@ -128,80 +128,90 @@ pub fn sign0(x: f64) -> f64 {
     <f64 as Real>::signum0(x)
 }
 
-/// Four lanes of f64.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-#[repr(C, align(32))]
-pub struct F64x4(pub [f64; 4]);
-
 macro_rules! lanewise {
-    ($($tr:ident $f:ident $op:tt),*) => {$(
-        impl $tr for F64x4 {
-            type Output = F64x4;
+    ($F:ident; $($tr:ident $f:ident $op:tt),*) => {$(
+        impl $tr for $F {
+            type Output = $F;
             #[inline(always)]
-            fn $f(self, o: F64x4) -> F64x4 {
-                F64x4(std::array::from_fn(|k| self.0[k] $op o.0[k]))
+            fn $f(self, o: $F) -> $F {
+                $F(std::array::from_fn(|k| self.0[k] $op o.0[k]))
             }
         }
-        impl $tr<f64> for F64x4 {
-            type Output = F64x4;
+        impl $tr<f64> for $F {
+            type Output = $F;
             #[inline(always)]
-            fn $f(self, o: f64) -> F64x4 {
-                F64x4(std::array::from_fn(|k| self.0[k] $op o))
+            fn $f(self, o: f64) -> $F {
+                $F(std::array::from_fn(|k| self.0[k] $op o))
             }
         }
     )*};
 }
-lanewise!(Add add +, Sub sub -, Mul mul *, Div div /);
+/// A lane bundle type: `$n` f64 in one value, aligned for one vector load.
+macro_rules! lane_bundle {
+    ($(#[$doc:meta])* $F:ident, $n:literal, $align:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        #[repr(C, align($align))]
+        pub struct $F(pub [f64; $n]);
 
-impl Neg for F64x4 {
-    type Output = F64x4;
+        impl Default for $F {
+            fn default() -> Self {
+                $F([0.0; $n])
+            }
+        }
+
+
+lanewise!($F; Add add +, Sub sub -, Mul mul *, Div div /);
+
+impl Neg for $F {
+    type Output = $F;
     #[inline(always)]
-    fn neg(self) -> F64x4 {
-        F64x4(self.0.map(|v| -v))
+    fn neg(self) -> $F {
+        $F(self.0.map(|v| -v))
     }
 }
 
-impl Real for F64x4 {
-    type Mask = [bool; 4];
+impl Real for $F {
+    type Mask = [bool; $n];
     #[inline(always)]
     fn splat(v: f64) -> Self {
-        F64x4([v; 4])
+        $F([v; $n])
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
-        F64x4(self.0.map(f64::sqrt))
+        $F(self.0.map(f64::sqrt))
     }
     #[inline(always)]
     fn abs(self) -> Self {
-        F64x4(self.0.map(f64::abs))
+        $F(self.0.map(f64::abs))
     }
     #[inline(always)]
     fn clamp_unit(self) -> Self {
-        F64x4(self.0.map(|v| v.clamp(-1.0, 1.0)))
+        $F(self.0.map(|v| v.clamp(-1.0, 1.0)))
     }
     #[inline(always)]
     fn max_f(self, v: f64) -> Self {
-        F64x4(self.0.map(|x| x.max(v)))
+        $F(self.0.map(|x| x.max(v)))
     }
     #[inline(always)]
-    fn gt(self, v: f64) -> [bool; 4] {
+    fn gt(self, v: f64) -> [bool; $n] {
         self.0.map(|x| x > v)
     }
     #[inline(always)]
-    fn lt(self, v: f64) -> [bool; 4] {
+    fn lt(self, v: f64) -> [bool; $n] {
         self.0.map(|x| x < v)
     }
     #[inline(always)]
-    fn finite(self) -> [bool; 4] {
+    fn finite(self) -> [bool; $n] {
         self.0.map(f64::is_finite)
     }
     #[inline(always)]
-    fn select(m: [bool; 4], a: Self, b: Self) -> Self {
-        F64x4(std::array::from_fn(|k| if m[k] { a.0[k] } else { b.0[k] }))
+    fn select(m: [bool; $n], a: Self, b: Self) -> Self {
+        $F(std::array::from_fn(|k| if m[k] { a.0[k] } else { b.0[k] }))
     }
     #[inline(always)]
     fn high_word(self) -> Self {
-        F64x4(
+        $F(
             self.0
                 .map(|v| f64::from_bits(v.to_bits() & 0xffff_ffff_0000_0000)),
         )
@@ -212,18 +222,30 @@ impl Real for F64x4 {
     }
     #[inline(always)]
     fn signum0(self) -> Self {
-        F64x4(self.0.map(<f64 as Real>::signum0))
+        $F(self.0.map(<f64 as Real>::signum0))
     }
-    const LANES: usize = 4;
+    const LANES: usize = $n;
     #[inline(always)]
     fn lane(self, k: usize) -> f64 {
         self.0[k]
     }
     #[inline(always)]
     fn from_lanes(f: impl FnMut(usize) -> f64) -> Self {
-        F64x4(std::array::from_fn(f))
+        $F(std::array::from_fn(f))
     }
 }
+
+    };
+}
+
+lane_bundle!(
+    /// Four lanes of f64 (AVX2: one register).
+    F64x4, 4, 32
+);
+lane_bundle!(
+    /// Eight lanes of f64 (AVX-512: one register).
+    F64x8, 8, 64
+);
 
 /// The lanes of four per-point arrays (one training point per lane).
 #[inline(always)]

@@ -218,39 +218,24 @@ impl Planes {
             (outs + 1) * (outs + 1)
         };
         let ntk = want_ntk && self.has_ntk;
-        self.next_cov.clear();
-        self.next_cov.resize(entries, 0.0);
-        if want_ntk {
-            self.next_ntk.clear();
-            self.next_ntk.resize(entries, 0.0);
-        }
-        if !self.diagonal && g.stride == [1, 1] && !g.circular && g.input[1] == 1 {
-            // 1-D, stride 1, zero padding: for an output row p and an offset a, the taps of
-            // consecutive q are consecutive input columns: sums of contiguous runs.
-            let (n_in, pad) = (g.input[0], g.pad_before[0]);
-            for p in 0..rows {
-                for a in 0..g.size[0] {
-                    let Some(i) = g.source(0, p, a) else { continue };
-                    let lo = pad.saturating_sub(a);
-                    let hi = (n_in + pad).saturating_sub(a).min(cols);
-                    if lo >= hi {
-                        continue;
-                    }
-                    let (dst, src) = (p * ld + lo, i * in_ld + lo + a - pad);
-                    let len = hi - lo;
-                    add_run(
-                        &mut self.next_cov[dst..dst + len],
-                        &self.cov[src..src + len],
-                    );
-                    if ntk {
-                        add_run(
-                            &mut self.next_ntk[dst..dst + len],
-                            &self.ntk[src..src + len],
-                        );
-                    }
-                }
-                self.finish_row(p * ld..p * ld + cols, wv, bv, want_ntk, ntk);
+        let fused = !self.diagonal
+            && g.stride == [1, 1]
+            && !g.circular
+            && g.input[1] == 1
+            && g.size[0] <= MAX_FUSED_TAPS;
+        if !fused {
+            self.next_cov.clear();
+            self.next_cov.resize(entries, 0.0);
+            if want_ntk {
+                self.next_ntk.clear();
+                self.next_ntk.resize(entries, 0.0);
             }
+        }
+        if fused {
+            // 1-D, stride 1, zero padding: output entry (p, q) sums the input entries
+            // (p + a − pad, q + a − pad) over the offsets a; one pass per output row reads
+            // every valid tap, sums and finishes (no read-modify-write per tap).
+            self.conv_1d_fused(g, wv, bv, want_ntk, ntk);
         } else if !self.diagonal && g.stride == [1, 1] && !g.circular {
             // Stride 1, zero padding: for an output row p and an offset a, the taps of
             // consecutive q are consecutive input columns: sums of contiguous runs.
@@ -362,6 +347,86 @@ impl Planes {
         }
         self.has_ntk = want_ntk;
         self.any_same = still_same;
+    }
+
+    /// The stride-1, zero-padded 1-D convolution of [`Planes::conv`], fused: for an output
+    /// row p the valid offsets a read input rows i_a = p + a − pad; in the interior columns
+    /// every offset is valid and the sum runs four columns to a lane bundle; the few edge
+    /// columns check each offset. Every entry of the next planes is written (no memset).
+    #[inline(always)]
+    fn conv_1d_fused(&mut self, g: &ConvGeometry, wv: f64, bv: f64, want_ntk: bool, ntk: bool) {
+        let (n_in, pad, size) = (g.input[0], g.pad_before[0], g.size[0]);
+        let outs = g.output[0];
+        let (in_ld, ld) = (self.ld(), outs + 1);
+        let entries = ld * ld;
+        let (cov, tht) = (&self.cov, &self.ntk);
+        let (next_cov, next_ntk) = (&mut self.next_cov, &mut self.next_ntk);
+        next_cov.resize(entries, 0.0);
+        if want_ntk {
+            next_ntk.resize(entries, 0.0);
+        }
+        // Columns q where every offset reads a real input column: pad ≤ q + a < n_in + pad.
+        let q_lo = pad.min(outs);
+        let q_hi = (n_in + pad + 1).saturating_sub(size).clamp(q_lo, outs);
+        let mut starts = [0usize; MAX_FUSED_TAPS];
+        let mut offsets = [0usize; MAX_FUSED_TAPS];
+        for p in 0..outs {
+            // The valid offsets of this row: (a, start of input row i_a shifted by a − pad).
+            let mut taps = 0;
+            for a in 0..size {
+                if let Some(i) = g.source(0, p, a) {
+                    starts[taps] = i * in_ld + a;
+                    offsets[taps] = a;
+                    taps += 1;
+                }
+            }
+            let (starts, offsets) = (&starts[..taps], &offsets[..taps]);
+            let row = p * ld;
+            // The valid offsets of a row are contiguous, [a0, a0 + taps), and so are those of
+            // an edge column q, [pad − q, n_in + pad − q): the taps of (p, q) step along the
+            // diagonal of the input planes (in_ld + 1 apart) over their intersection.
+            let a0 = offsets.first().copied().unwrap_or(0);
+            let edge = |q: usize, plane: &[f64]| -> f64 {
+                let lo = pad.saturating_sub(q).max(a0);
+                let hi = (n_in + pad).saturating_sub(q).min(a0 + starts.len());
+                (lo..hi)
+                    .map(|a| plane[starts[a - a0] + q - pad])
+                    .sum::<f64>()
+            };
+            for q in (0..q_lo).chain(q_hi..outs) {
+                let c = edge(q, cov) * wv + bv;
+                next_cov[row + q] = c;
+                if want_ntk {
+                    next_ntk[row + q] = if ntk { edge(q, tht) * wv + c } else { c };
+                }
+            }
+            if q_lo < q_hi {
+                let out = row + q_lo..row + q_hi;
+                let c = &mut next_cov[out.clone()];
+                tap_sums(cov, starts, q_lo - pad, c, |s| s * wv + bv);
+                if want_ntk {
+                    let t = &mut next_ntk[out];
+                    if ntk {
+                        tap_sums(tht, starts, q_lo - pad, t, |s| s * wv);
+                        for (t, c) in t.iter_mut().zip(c.iter()) {
+                            *t += c;
+                        }
+                    } else {
+                        t.copy_from_slice(c);
+                    }
+                }
+            }
+            // The zero column.
+            next_cov[row + outs] = 0.0;
+            if want_ntk {
+                next_ntk[row + outs] = 0.0;
+            }
+        }
+        // The zero row.
+        next_cov[outs * ld..].fill(0.0);
+        if want_ntk {
+            next_ntk[outs * ld..].fill(0.0);
+        }
     }
 
     /// The affine end of a convolution on one output row of tap sums:
@@ -505,6 +570,55 @@ impl Planes {
         (s / n, th / n)
     }
 }
+
+/// out[q] = finish(Σ_t plane[starts[t] + shift + q]) for every q of `out`: the interior of
+/// one output row of a 1-D convolution. The number of taps is a constant in the common
+/// cases (each tap is then one contiguous, bounds-checked-once run and the loop is
+/// vectorised); other counts take the generic loop.
+#[inline(always)]
+fn tap_sums(
+    plane: &[f64],
+    starts: &[usize],
+    shift: usize,
+    out: &mut [f64],
+    finish: impl Fn(f64) -> f64,
+) {
+    #[inline(always)]
+    fn fixed<const K: usize>(
+        plane: &[f64],
+        starts: &[usize],
+        shift: usize,
+        out: &mut [f64],
+        finish: impl Fn(f64) -> f64,
+    ) {
+        let n = out.len();
+        let runs: [&[f64]; K] = std::array::from_fn(|t| &plane[starts[t] + shift..][..n]);
+        for (q, o) in out.iter_mut().enumerate() {
+            let mut s = runs[0][q];
+            for run in &runs[1..] {
+                s += run[q];
+            }
+            *o = finish(s);
+        }
+    }
+    match starts.len() {
+        1 => fixed::<1>(plane, starts, shift, out, finish),
+        2 => fixed::<2>(plane, starts, shift, out, finish),
+        3 => fixed::<3>(plane, starts, shift, out, finish),
+        4 => fixed::<4>(plane, starts, shift, out, finish),
+        5 => fixed::<5>(plane, starts, shift, out, finish),
+        6 => fixed::<6>(plane, starts, shift, out, finish),
+        7 => fixed::<7>(plane, starts, shift, out, finish),
+        _ => {
+            for (q, o) in out.iter_mut().enumerate() {
+                *o = finish(starts.iter().map(|&st| plane[st + shift + q]).sum());
+            }
+        }
+    }
+}
+
+/// The widest window the fused 1-D convolution takes (wider ones use the run sums).
+const MAX_FUSED_TAPS: usize = 32;
 
 /// dst += src, elementwise (vectorised).
 #[inline(always)]
