@@ -122,19 +122,126 @@ impl Diagonal {
     }
 }
 
+/// Zero columns right of every row, and zero rows above and below a full plane: a stride-1
+/// window that reaches up to `GUTTER` positions into the zero padding reads zeros from
+/// them without a branch (a read left of column 0 lands in the previous row's gutter).
+const GUTTER: usize = 8;
+
+/// Where the entries of a plane live. A full plane (global_avg_pool readouts) holds
+/// `rows × cols` entries, row p at `(p + GUTTER + 1)·ld` with `ld = cols + GUTTER`; a
+/// diagonal one (flatten readouts) holds `rows` entries and one zero. In both, row index
+/// `rows` and column index `cols` are zero slots (padded taps of [`ConvTable`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Layout {
+    rows: usize,
+    cols: usize,
+    diagonal: bool,
+}
+
+impl Layout {
+    fn full(rows: usize, cols: usize) -> Layout {
+        Layout {
+            rows,
+            cols,
+            diagonal: false,
+        }
+    }
+
+    fn diagonal(rows: usize) -> Layout {
+        Layout {
+            rows,
+            cols: 0,
+            diagonal: true,
+        }
+    }
+
+    #[inline(always)]
+    fn ld(self) -> usize {
+        self.cols + GUTTER
+    }
+
+    /// The index of entry (p, q) (diagonal: p = q, the index p).
+    #[inline(always)]
+    fn at(self, p: usize, q: usize) -> usize {
+        if self.diagonal {
+            p
+        } else {
+            (p + GUTTER + 1) * self.ld() + q
+        }
+    }
+
+    fn len(self) -> usize {
+        if self.diagonal {
+            self.rows + 1
+        } else {
+            (self.rows + 2 * GUTTER + 2) * self.ld()
+        }
+    }
+
+    /// The columns q of row p that hold entries.
+    #[inline(always)]
+    fn row_columns(self, p: usize) -> std::ops::Range<usize> {
+        if self.diagonal {
+            p..p + 1
+        } else {
+            0..self.cols
+        }
+    }
+
+    /// The data entries of row p, as a range of indices.
+    #[inline(always)]
+    fn row(self, p: usize) -> std::ops::Range<usize> {
+        if self.diagonal {
+            p..p + 1
+        } else {
+            let start = self.at(p, 0);
+            start..start + self.cols
+        }
+    }
+
+    /// Whether a tap pair that reads index `k` of the padding is exactly parallel: only
+    /// when both patches are padded there (a padded row and a padded column).
+    fn padding_is_same(self, k: usize) -> bool {
+        if self.diagonal {
+            return true;
+        }
+        let (r, c) = (k / self.ld(), k % self.ld());
+        let data_row = (GUTTER + 1..GUTTER + 1 + self.rows).contains(&r);
+        !data_row && c >= self.cols
+    }
+}
+
+/// A plane's storage and the layout whose padding it holds: its padding entries are
+/// written once when the layout changes, then only data entries are written.
+#[derive(Clone, Debug, Default)]
+struct Plane<T> {
+    data: Vec<T>,
+    layout: Option<Layout>,
+}
+
+impl<T: Copy> Plane<T> {
+    /// Makes the storage fit `layout`; padding entries are `pad(index)` afterwards, data
+    /// entries are unspecified until written.
+    #[inline(always)]
+    fn prepare(&mut self, layout: Layout, pad: impl Fn(usize) -> T) {
+        if self.layout != Some(layout) {
+            self.data.clear();
+            self.data.extend((0..layout.len()).map(pad));
+            self.layout = Some(layout);
+        }
+    }
+}
+
 /// The per-pair planes of one pair (x, x') and their scratch; one per thread.
 #[derive(Clone, Debug, Default)]
 pub struct Planes {
-    cov: Vec<f64>,
-    ntk: Vec<f64>,
-    same: Vec<bool>,
-    next_cov: Vec<f64>,
-    next_ntk: Vec<f64>,
-    next_same: Vec<bool>,
-    rows: usize,
-    cols: usize,
-    /// Only p = q (a `flatten` readout).
-    diagonal: bool,
+    cov: Plane<f64>,
+    ntk: Plane<f64>,
+    same: Plane<bool>,
+    next_cov: Plane<f64>,
+    next_ntk: Plane<f64>,
+    next_same: Plane<bool>,
+    layout: Layout,
     /// Θ is nonzero (a parameter lies upstream).
     has_ntk: bool,
     /// Some entry is known to be exactly parallel.
@@ -144,11 +251,6 @@ pub struct Planes {
 }
 
 impl Planes {
-    #[inline(always)]
-    fn ld(&self) -> usize {
-        self.cols + 1
-    }
-
     /// Σ⁰_{p,q} = (1/C) Σ_c x_{p,c} x'_{q,c}, Θ⁰ = 0; `diagonal`: only p = q.
     #[inline(always)]
     pub fn input(
@@ -159,45 +261,39 @@ impl Planes {
         channels: usize,
         diagonal: bool,
     ) {
-        self.rows = positions;
-        self.cols = if diagonal { 0 } else { positions };
-        self.diagonal = diagonal;
-        self.has_ntk = false;
-        let inv_c = 1.0 / channels as f64;
-        let entries = if diagonal {
-            positions + 1
+        let l = if diagonal {
+            Layout::diagonal(positions)
         } else {
-            (positions + 1) * (positions + 1)
+            Layout::full(positions, positions)
         };
-        self.cov.clear();
-        self.cov.resize(entries, 0.0);
-        self.same.clear();
-        self.same.resize(entries, false);
-        self.any_same = false;
-        let ld = self.ld();
+        self.layout = l;
+        self.has_ntk = false;
+        self.cov.prepare(l, |_| 0.0);
+        self.same.prepare(l, |k| l.padding_is_same(k));
+        let inv_c = 1.0 / channels as f64;
+        let mut any = false;
+        let (cov, same) = (&mut self.cov.data, &mut self.same.data);
         for p in 0..positions {
             let xp = &x[p * channels..(p + 1) * channels];
-            let qs = if diagonal { p..p + 1 } else { 0..positions };
-            for q in qs {
-                let tq = &t[q * channels..(q + 1) * channels];
-                let k = if diagonal { p } else { p * ld + q };
-                self.cov[k] = if channels == 1 {
-                    xp[0] * tq[0]
-                } else {
-                    xp.iter().zip(tq).map(|(a, b)| a * b).sum::<f64>() * inv_c
-                };
-                if xp == tq {
-                    self.same[k] = true;
-                    self.any_same = true;
+            let row = l.row(p);
+            let qs = l.row_columns(p);
+            if channels == 1 {
+                let (xv, ts) = (xp[0], &t[qs]);
+                for ((c, s), &tq) in cov[row.clone()].iter_mut().zip(&mut same[row]).zip(ts) {
+                    *c = xv * tq;
+                    *s = xv == tq;
+                    any |= xv == tq;
+                }
+            } else {
+                for (k, q) in row.zip(qs) {
+                    let tq = &t[q * channels..(q + 1) * channels];
+                    cov[k] = xp.iter().zip(tq).map(|(a, b)| a * b).sum::<f64>() * inv_c;
+                    same[k] = xp == tq;
+                    any |= xp == tq;
                 }
             }
         }
-        if diagonal {
-            self.same[positions] = true;
-        } else {
-            // The zero row and column are identical zeros: two padded taps match.
-            self.same[positions * ld + positions] = true;
-        }
+        self.any_same = any;
     }
 
     /// A convolution: Σ ← σw²/kⁿ Σ_a Σ_{src(p,a), src(q,a)} + σb², and
@@ -209,138 +305,66 @@ impl Planes {
         let window = g.window();
         let outs = g.output_positions();
         let (wv, bv) = (t.w_var_over_window, t.b_var);
-        let in_ld = self.ld();
-        let (rows, cols) = (outs, if self.diagonal { 0 } else { outs });
-        let ld = cols + 1;
-        let entries = if self.diagonal {
-            outs + 1
+        let li = self.layout;
+        let lo = if li.diagonal {
+            Layout::diagonal(outs)
         } else {
-            (outs + 1) * (outs + 1)
+            Layout::full(outs, outs)
         };
         let ntk = want_ntk && self.has_ntk;
-        let fused = !self.diagonal
-            && g.stride == [1, 1]
-            && !g.circular
-            && g.input[1] == 1
-            && g.size[0] <= MAX_FUSED_TAPS;
-        if !fused {
-            self.next_cov.clear();
-            self.next_cov.resize(entries, 0.0);
-            if want_ntk {
-                self.next_ntk.clear();
-                self.next_ntk.resize(entries, 0.0);
-            }
+        self.next_cov.prepare(lo, |_| 0.0);
+        if want_ntk {
+            self.next_ntk.prepare(lo, |_| 0.0);
         }
-        if fused {
-            // 1-D, stride 1, zero padding: output entry (p, q) sums the input entries
-            // (p + a − pad, q + a − pad) over the offsets a; one pass per output row reads
-            // every valid tap, sums and finishes (no read-modify-write per tap).
-            self.conv_1d_fused(g, wv, bv, want_ntk, ntk);
-        } else if !self.diagonal && g.stride == [1, 1] && !g.circular {
-            // Stride 1, zero padding: for an output row p and an offset a, the taps of
-            // consecutive q are consecutive input columns: sums of contiguous runs.
-            for p0 in 0..g.output[0] {
-                for p1 in 0..g.output[1] {
-                    let p = p0 * g.output[1] + p1;
-                    for a0 in 0..g.size[0] {
-                        let Some(i0) = g.source(0, p0, a0) else {
-                            continue;
-                        };
-                        for a1 in 0..g.size[1] {
-                            let Some(i1) = g.source(1, p1, a1) else {
-                                continue;
-                            };
-                            let i = i0 * g.input[1] + i1;
-                            // Valid q1: 0 ≤ q1 + a1 − pad1 < input1.
-                            let lo1 = g.pad_before[1].saturating_sub(a1);
-                            let hi1 = (g.input[1] + g.pad_before[1])
-                                .saturating_sub(a1)
-                                .min(g.output[1]);
-                            if lo1 >= hi1 {
-                                continue;
-                            }
-                            let len = hi1 - lo1;
-                            for q0 in 0..g.output[0] {
-                                let Some(j0) = g.source(0, q0, a0) else {
-                                    continue;
-                                };
-                                let dst = p * ld + q0 * g.output[1] + lo1;
-                                let src = i * in_ld + j0 * g.input[1] + lo1 + a1 - g.pad_before[1];
-                                add_run(
-                                    &mut self.next_cov[dst..dst + len],
-                                    &self.cov[src..src + len],
-                                );
-                                if ntk {
-                                    add_run(
-                                        &mut self.next_ntk[dst..dst + len],
-                                        &self.ntk[src..src + len],
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    self.finish_row(p * ld..p * ld + cols, wv, bv, want_ntk, ntk);
-                }
-            }
+        let zero_padded_stride_1 = !li.diagonal && g.stride == [1, 1] && !g.circular;
+        if zero_padded_stride_1
+            && g.input[1] == 1
+            && g.size[0] <= MAX_FUSED_TAPS
+            && g.pad_before[0] <= GUTTER
+            && g.size[0] - 1 - g.pad_before[0].min(g.size[0] - 1) <= GUTTER
+        {
+            self.conv_1d(g, li, lo, wv, bv, want_ntk, ntk);
+        } else if zero_padded_stride_1 {
+            self.conv_2d(g, li, lo, wv, bv, want_ntk, ntk);
         } else {
-            for p in 0..rows {
+            let (cov, th) = (&self.cov.data, &self.ntk.data);
+            let (next_cov, next_ntk) = (&mut self.next_cov.data, &mut self.next_ntk.data);
+            for p in 0..lo.rows {
                 let tp = &t.taps[p * window..(p + 1) * window];
-                let qs = if self.diagonal { p..p + 1 } else { 0..cols };
-                for q in qs {
+                for (k, q) in lo.row(p).zip(lo.row_columns(p)) {
                     let tq = &t.taps[q * window..(q + 1) * window];
-                    let k = if self.diagonal { p } else { p * ld + q };
-                    let (mut s, mut th) = (0.0, 0.0);
+                    let (mut s, mut sth) = (0.0, 0.0);
                     for a in 0..window {
-                        let src = if self.diagonal {
-                            tp[a] as usize
-                        } else {
-                            tp[a] as usize * in_ld + tq[a] as usize
-                        };
-                        s += self.cov[src];
+                        let src = li.at(tp[a] as usize, tq[a] as usize);
+                        s += cov[src];
                         if ntk {
-                            th += self.ntk[src];
+                            sth += th[src];
                         }
                     }
-                    let cov = s * wv + bv;
-                    self.next_cov[k] = cov;
+                    let c = s * wv + bv;
+                    next_cov[k] = c;
                     if want_ntk {
-                        self.next_ntk[k] = if ntk { th * wv + cov } else { cov };
+                        next_ntk[k] = if ntk { sth * wv + c } else { c };
                     }
                 }
             }
         }
         let mut still_same = false;
         if self.any_same {
-            self.next_same.clear();
-            self.next_same.resize(entries, false);
-            for p in 0..rows {
+            self.next_same.prepare(lo, |k| lo.padding_is_same(k));
+            let (same, next_same) = (&self.same.data, &mut self.next_same.data);
+            for p in 0..lo.rows {
                 let tp = &t.taps[p * window..(p + 1) * window];
-                let qs = if self.diagonal { p..p + 1 } else { 0..cols };
-                for q in qs {
+                for (k, q) in lo.row(p).zip(lo.row_columns(p)) {
                     let tq = &t.taps[q * window..(q + 1) * window];
-                    let k = if self.diagonal { p } else { p * ld + q };
-                    let same = (0..window).all(|a| {
-                        let src = if self.diagonal {
-                            tp[a] as usize
-                        } else {
-                            tp[a] as usize * in_ld + tq[a] as usize
-                        };
-                        self.same[src]
-                    });
-                    self.next_same[k] = same;
-                    still_same |= same;
+                    let s = (0..window).all(|a| same[li.at(tp[a] as usize, tq[a] as usize)]);
+                    next_same[k] = s;
+                    still_same |= s;
                 }
             }
             std::mem::swap(&mut self.same, &mut self.next_same);
-            let zero = if self.diagonal {
-                rows
-            } else {
-                rows * ld + cols
-            };
-            self.same[zero] = true;
         }
-        self.rows = rows;
-        self.cols = cols;
+        self.layout = lo;
         std::mem::swap(&mut self.cov, &mut self.next_cov);
         if want_ntk {
             std::mem::swap(&mut self.ntk, &mut self.next_ntk);
@@ -349,108 +373,122 @@ impl Planes {
         self.any_same = still_same;
     }
 
-    /// The stride-1, zero-padded 1-D convolution of [`Planes::conv`], fused: for an output
-    /// row p the valid offsets a read input rows i_a = p + a − pad; in the interior columns
-    /// every offset is valid and the sum runs four columns to a lane bundle; the few edge
-    /// columns check each offset. Every entry of the next planes is written (no memset).
+    /// The stride-1, zero-padded 1-D convolution of [`Planes::conv`]: for an output row p
+    /// the valid offsets a read input rows i_a = p + a − pad, each a contiguous run of
+    /// columns shifted by a − pad (reads into the padding land in the zero gutters); one
+    /// pass per output row sums the runs and finishes (no read-modify-write per tap).
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn conv_1d_fused(&mut self, g: &ConvGeometry, wv: f64, bv: f64, want_ntk: bool, ntk: bool) {
-        let (n_in, pad, size) = (g.input[0], g.pad_before[0], g.size[0]);
-        let outs = g.output[0];
-        let (in_ld, ld) = (self.ld(), outs + 1);
-        let entries = ld * ld;
-        let (cov, tht) = (&self.cov, &self.ntk);
-        let (next_cov, next_ntk) = (&mut self.next_cov, &mut self.next_ntk);
-        next_cov.resize(entries, 0.0);
-        if want_ntk {
-            next_ntk.resize(entries, 0.0);
-        }
-        // Columns q where every offset reads a real input column: pad ≤ q + a < n_in + pad.
-        let q_lo = pad.min(outs);
-        let q_hi = (n_in + pad + 1).saturating_sub(size).clamp(q_lo, outs);
-        let mut starts = [0usize; MAX_FUSED_TAPS];
-        let mut offsets = [0usize; MAX_FUSED_TAPS];
-        for p in 0..outs {
-            // The valid offsets of this row: (a, start of input row i_a shifted by a − pad).
-            let mut taps = 0;
-            for a in 0..size {
-                if let Some(i) = g.source(0, p, a) {
-                    starts[taps] = i * in_ld + a;
-                    offsets[taps] = a;
-                    taps += 1;
-                }
-            }
-            let (starts, offsets) = (&starts[..taps], &offsets[..taps]);
-            let row = p * ld;
-            // The valid offsets of a row are contiguous, [a0, a0 + taps), and so are those of
-            // an edge column q, [pad − q, n_in + pad − q): the taps of (p, q) step along the
-            // diagonal of the input planes (in_ld + 1 apart) over their intersection.
-            let a0 = offsets.first().copied().unwrap_or(0);
-            let edge = |q: usize, plane: &[f64]| -> f64 {
-                let lo = pad.saturating_sub(q).max(a0);
-                let hi = (n_in + pad).saturating_sub(q).min(a0 + starts.len());
-                (lo..hi)
-                    .map(|a| plane[starts[a - a0] + q - pad])
-                    .sum::<f64>()
-            };
-            for q in (0..q_lo).chain(q_hi..outs) {
-                let c = edge(q, cov) * wv + bv;
-                next_cov[row + q] = c;
-                if want_ntk {
-                    next_ntk[row + q] = if ntk { edge(q, tht) * wv + c } else { c };
-                }
-            }
-            if q_lo < q_hi {
-                let out = row + q_lo..row + q_hi;
-                let c = &mut next_cov[out.clone()];
-                tap_sums(cov, starts, q_lo - pad, c, |s| s * wv + bv);
-                if want_ntk {
-                    let t = &mut next_ntk[out];
-                    if ntk {
-                        tap_sums(tht, starts, q_lo - pad, t, |s| s * wv);
-                        for (t, c) in t.iter_mut().zip(c.iter()) {
-                            *t += c;
-                        }
-                    } else {
-                        t.copy_from_slice(c);
-                    }
-                }
-            }
-            // The zero column.
-            next_cov[row + outs] = 0.0;
-            if want_ntk {
-                next_ntk[row + outs] = 0.0;
-            }
-        }
-        // The zero row.
-        next_cov[outs * ld..].fill(0.0);
-        if want_ntk {
-            next_ntk[outs * ld..].fill(0.0);
-        }
-    }
-
-    /// The affine end of a convolution on one output row of tap sums:
-    /// Σ = σw²/kⁿ·sum + σb², Θ = σw²/kⁿ·sum + Σ.
-    #[inline(always)]
-    fn finish_row(
+    fn conv_1d(
         &mut self,
-        row: std::ops::Range<usize>,
+        g: &ConvGeometry,
+        li: Layout,
+        lo: Layout,
         wv: f64,
         bv: f64,
         want_ntk: bool,
         ntk: bool,
     ) {
-        for v in &mut self.next_cov[row.clone()] {
-            *v = *v * wv + bv;
-        }
-        if want_ntk {
-            let (nt, nc) = (&mut self.next_ntk[row.clone()], &self.next_cov[row]);
-            if ntk {
-                for (t, c) in nt.iter_mut().zip(nc) {
-                    *t = *t * wv + c;
+        let (pad, size) = (g.pad_before[0], g.size[0]);
+        let (cov, th) = (&self.cov.data, &self.ntk.data);
+        let (next_cov, next_ntk) = (&mut self.next_cov.data, &mut self.next_ntk.data);
+        let mut starts = [0usize; MAX_FUSED_TAPS];
+        for p in 0..lo.rows {
+            let mut taps = 0;
+            for a in 0..size {
+                if let Some(i) = g.source(0, p, a) {
+                    // Column q reads input column q + a − pad.
+                    starts[taps] = li.at(i, 0) + a - pad;
+                    taps += 1;
                 }
-            } else {
-                nt.copy_from_slice(nc);
+            }
+            let starts = &starts[..taps];
+            let out = lo.row(p);
+            let c = &mut next_cov[out.clone()];
+            tap_sums(cov, starts, c, |s| s * wv + bv);
+            if want_ntk {
+                let t = &mut next_ntk[out];
+                if ntk {
+                    tap_sums(th, starts, t, |s| s * wv);
+                    for (t, c) in t.iter_mut().zip(c.iter()) {
+                        *t += c;
+                    }
+                } else {
+                    t.copy_from_slice(c);
+                }
+            }
+        }
+    }
+
+    /// The stride-1, zero-padded 2-D convolution of [`Planes::conv`]: for an output row p
+    /// and an offset a, the taps of consecutive q are consecutive input columns: sums of
+    /// contiguous runs.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn conv_2d(
+        &mut self,
+        g: &ConvGeometry,
+        li: Layout,
+        lo: Layout,
+        wv: f64,
+        bv: f64,
+        want_ntk: bool,
+        ntk: bool,
+    ) {
+        let (cov, th) = (&self.cov.data, &self.ntk.data);
+        let (next_cov, next_ntk) = (&mut self.next_cov.data, &mut self.next_ntk.data);
+        for p0 in 0..g.output[0] {
+            for p1 in 0..g.output[1] {
+                let p = p0 * g.output[1] + p1;
+                let out = lo.row(p);
+                next_cov[out.clone()].fill(0.0);
+                if ntk {
+                    next_ntk[out.clone()].fill(0.0);
+                }
+                for a0 in 0..g.size[0] {
+                    let Some(i0) = g.source(0, p0, a0) else {
+                        continue;
+                    };
+                    for a1 in 0..g.size[1] {
+                        let Some(i1) = g.source(1, p1, a1) else {
+                            continue;
+                        };
+                        let i = i0 * g.input[1] + i1;
+                        // Valid q1: 0 ≤ q1 + a1 − pad1 < input1.
+                        let lo1 = g.pad_before[1].saturating_sub(a1);
+                        let hi1 = (g.input[1] + g.pad_before[1])
+                            .saturating_sub(a1)
+                            .min(g.output[1]);
+                        if lo1 >= hi1 {
+                            continue;
+                        }
+                        let len = hi1 - lo1;
+                        for q0 in 0..g.output[0] {
+                            let Some(j0) = g.source(0, q0, a0) else {
+                                continue;
+                            };
+                            let dst = lo.at(p, q0 * g.output[1] + lo1);
+                            let src = li.at(i, j0 * g.input[1] + lo1 + a1 - g.pad_before[1]);
+                            add_run(&mut next_cov[dst..dst + len], &cov[src..src + len]);
+                            if ntk {
+                                add_run(&mut next_ntk[dst..dst + len], &th[src..src + len]);
+                            }
+                        }
+                    }
+                }
+                for v in &mut next_cov[out.clone()] {
+                    *v = *v * wv + bv;
+                }
+                if want_ntk {
+                    let (nt, nc) = (&mut next_ntk[out.clone()], &next_cov[out]);
+                    if ntk {
+                        for (t, c) in nt.iter_mut().zip(nc) {
+                            *t = *t * wv + c;
+                        }
+                    } else {
+                        nt.copy_from_slice(nc);
+                    }
+                }
             }
         }
     }
@@ -474,80 +512,79 @@ impl Planes {
             hidden: false,
         };
         let ntk = want_ntk && self.has_ntk;
-        let ld = self.ld();
+        let l = self.layout;
+        let (cov, th) = (&mut self.cov.data, &mut self.ntk.data);
         // Exactly parallel entries first, from the covariances before they are overwritten.
         self.fixed.clear();
         if self.any_same {
-            let cols = if self.diagonal { self.rows } else { self.cols };
-            for p in 0..self.rows {
-                let qs = if self.diagonal { p..p + 1 } else { 0..cols };
-                for q in qs {
-                    let k = if self.diagonal { p } else { p * ld + q };
-                    if self.same[k] {
+            let same = &self.same.data;
+            for p in 0..l.rows {
+                for (k, q) in l.row(p).zip(l.row_columns(p)) {
+                    if same[k] {
                         let d = rule.pair(
                             &x.single[p],
                             &t.single[q],
-                            self.cov[k],
+                            cov[k],
                             Parallel::Positive,
                             want,
                         );
-                        let th = if ntk { self.ntk[k] * d.dphi } else { 0.0 };
-                        self.fixed.push((k, d.phi, th));
+                        let tk = if ntk { th[k] * d.dphi } else { 0.0 };
+                        self.fixed.push((k, d.phi, tk));
                     }
                 }
             }
         }
-        if self.diagonal {
-            let n = self.rows;
+        if l.diagonal {
+            let n = l.rows;
             for (c, (xa, ta)) in x.lanes.iter().zip(&t.lanes).enumerate() {
                 let lanes = c * 4..(c * 4 + 4).min(n);
                 let len = lanes.len();
-                let mut cov = [0.0; 4];
-                cov[..len].copy_from_slice(&self.cov[lanes.clone()]);
-                let d = rule.pair(xa, ta, F64x4(cov), Parallel::Unknown, want);
-                self.cov[lanes.clone()].copy_from_slice(&d.phi.0[..len]);
+                let mut cv = [0.0; 4];
+                cv[..len].copy_from_slice(&cov[lanes.clone()]);
+                let d = rule.pair(xa, ta, F64x4(cv), Parallel::Unknown, want);
+                cov[lanes.clone()].copy_from_slice(&d.phi.0[..len]);
                 if ntk {
-                    for (o, f) in self.ntk[lanes].iter_mut().zip(&d.dphi.0[..len]) {
+                    for (o, f) in th[lanes].iter_mut().zip(&d.dphi.0[..len]) {
                         *o *= f;
                     }
                 }
             }
         } else {
-            let cols = self.cols;
-            let bundles = cols / 4;
-            for p in 0..self.rows {
+            let bundles = l.cols / 4;
+            for p in 0..l.rows {
                 let xa = D::splat(&x.single[p]);
-                let row = p * ld;
-                for c in 0..bundles {
-                    let k = row + c * 4;
-                    let cov = F64x4(self.cov[k..k + 4].try_into().expect("4 lanes"));
-                    let d = rule.pair(&xa, &t.lanes[c], cov, Parallel::Unknown, want);
-                    self.cov[k..k + 4].copy_from_slice(&d.phi.0);
+                let row = l.row(p);
+                let (cr, tr) = (&mut cov[row.clone()], &mut th[..]);
+                for (c, (cb, ta)) in cr.chunks_exact_mut(4).zip(&t.lanes).enumerate() {
+                    let cb: &mut [f64; 4] = cb.try_into().expect("4 lanes");
+                    let d = rule.pair(&xa, ta, F64x4(*cb), Parallel::Unknown, want);
+                    *cb = d.phi.0;
                     if ntk {
-                        let th = F64x4(self.ntk[k..k + 4].try_into().expect("4 lanes")) * d.dphi;
-                        self.ntk[k..k + 4].copy_from_slice(&th.0);
+                        let k = row.start + c * 4;
+                        let tb: &mut [f64; 4] = (&mut tr[k..k + 4]).try_into().expect("4 lanes");
+                        *tb = (F64x4(*tb) * d.dphi).0;
                     }
                 }
-                for q in bundles * 4..cols {
-                    let k = row + q;
+                for q in bundles * 4..l.cols {
+                    let k = row.start + q;
                     let d = rule.pair(
                         &x.single[p],
                         &t.single[q],
-                        self.cov[k],
+                        cov[k],
                         Parallel::Unknown,
                         want,
                     );
-                    self.cov[k] = d.phi;
+                    cov[k] = d.phi;
                     if ntk {
-                        self.ntk[k] *= d.dphi;
+                        th[k] *= d.dphi;
                     }
                 }
             }
         }
-        for &(k, phi, th) in &self.fixed {
-            self.cov[k] = phi;
+        for &(k, phi, tk) in &self.fixed {
+            cov[k] = phi;
             if ntk {
-                self.ntk[k] = th;
+                th[k] = tk;
             }
         }
     }
@@ -556,43 +593,36 @@ impl Planes {
     /// after `flatten` (mean over p of Σ_{p,p}).
     #[inline(always)]
     pub fn pool(&self) -> (f64, f64) {
-        let ld = self.ld();
+        let l = self.layout;
         let (mut s, mut th) = (0.0, 0.0);
-        let cols = if self.diagonal { 1 } else { self.cols };
-        for p in 0..self.rows {
-            let k = if self.diagonal { p } else { p * ld };
-            s += self.cov[k..k + cols].iter().sum::<f64>();
+        let mut n = 0;
+        for p in 0..l.rows {
+            let row = l.row(p);
+            n += row.len();
+            s += self.cov.data[row.clone()].iter().sum::<f64>();
             if self.has_ntk {
-                th += self.ntk[k..k + cols].iter().sum::<f64>();
+                th += self.ntk.data[row].iter().sum::<f64>();
             }
         }
-        let n = (self.rows * cols) as f64;
-        (s / n, th / n)
+        (s / n as f64, th / n as f64)
     }
 }
 
-/// out[q] = finish(Σ_t plane[starts[t] + shift + q]) for every q of `out`: the interior of
-/// one output row of a 1-D convolution. The number of taps is a constant in the common
-/// cases (each tap is then one contiguous, bounds-checked-once run and the loop is
-/// vectorised); other counts take the generic loop.
+/// out[q] = finish(Σ_t plane[starts[t] + q]) for every q of `out`: one output row of a 1-D
+/// convolution. The number of taps is a constant in the common cases (each tap is then one
+/// contiguous run, bounds-checked once, and the loop is vectorised); other counts take the
+/// generic loop.
 #[inline(always)]
-fn tap_sums(
-    plane: &[f64],
-    starts: &[usize],
-    shift: usize,
-    out: &mut [f64],
-    finish: impl Fn(f64) -> f64,
-) {
+fn tap_sums(plane: &[f64], starts: &[usize], out: &mut [f64], finish: impl Fn(f64) -> f64) {
     #[inline(always)]
     fn fixed<const K: usize>(
         plane: &[f64],
         starts: &[usize],
-        shift: usize,
         out: &mut [f64],
         finish: impl Fn(f64) -> f64,
     ) {
         let n = out.len();
-        let runs: [&[f64]; K] = std::array::from_fn(|t| &plane[starts[t] + shift..][..n]);
+        let runs: [&[f64]; K] = std::array::from_fn(|t| &plane[starts[t]..][..n]);
         for (q, o) in out.iter_mut().enumerate() {
             let mut s = runs[0][q];
             for run in &runs[1..] {
@@ -602,22 +632,22 @@ fn tap_sums(
         }
     }
     match starts.len() {
-        1 => fixed::<1>(plane, starts, shift, out, finish),
-        2 => fixed::<2>(plane, starts, shift, out, finish),
-        3 => fixed::<3>(plane, starts, shift, out, finish),
-        4 => fixed::<4>(plane, starts, shift, out, finish),
-        5 => fixed::<5>(plane, starts, shift, out, finish),
-        6 => fixed::<6>(plane, starts, shift, out, finish),
-        7 => fixed::<7>(plane, starts, shift, out, finish),
+        1 => fixed::<1>(plane, starts, out, finish),
+        2 => fixed::<2>(plane, starts, out, finish),
+        3 => fixed::<3>(plane, starts, out, finish),
+        4 => fixed::<4>(plane, starts, out, finish),
+        5 => fixed::<5>(plane, starts, out, finish),
+        6 => fixed::<6>(plane, starts, out, finish),
+        7 => fixed::<7>(plane, starts, out, finish),
         _ => {
             for (q, o) in out.iter_mut().enumerate() {
-                *o = finish(starts.iter().map(|&st| plane[st + shift + q]).sum());
+                *o = finish(starts.iter().map(|&st| plane[st + q]).sum());
             }
         }
     }
 }
 
-/// The widest window the fused 1-D convolution takes (wider ones use the run sums).
+/// The widest window the fused 1-D convolution takes (wider ones use the tap table).
 const MAX_FUSED_TAPS: usize = 32;
 
 /// dst += src, elementwise (vectorised).
