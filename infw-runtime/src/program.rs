@@ -30,7 +30,9 @@ pub struct PairInputs<T = f64> {
 /// The kernels of one pair; unrequested ones are 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PairKernels<T = f64> {
+    /// Σ(x, x').
     pub nngp: T,
+    /// Θ(x, x').
     pub ntk: T,
     /// R(x, x'): x' is the training example.
     pub readout: T,
@@ -146,6 +148,8 @@ pub trait AdamLimitProgram: KernelProgram {}
 #[derive(Clone, Copy, Debug)]
 pub struct CompileErrorStub;
 
+// Not a suggestion worth showing in "the trait is implemented for …" help.
+#[diagnostic::do_not_recommend]
 impl AdamLimitProgram for CompileErrorStub {}
 
 impl PairProgram for CompileErrorStub {
