@@ -41,8 +41,11 @@ pub struct PairKernels<T = f64> {
 }
 
 /// What a [`crate::Network`] wraps: a compiled declaration that evaluates its kernels.
-/// Dense declarations implement it through [`PairProgram`] (one matrix product feeds a
-/// per-pair pass); convolutional ones through [`crate::spatial::SpatialProgram`].
+/// `network!` implements it; user code names it as a bound (`Network<impl KernelProgram>`).
+///
+/// Behind it (hidden plumbing, not an API): dense declarations implement it through
+/// `PairProgram` (one matrix product feeds a per-pair pass), convolutional ones through
+/// `spatial::SpatialProgram`.
 pub trait KernelProgram: Send + Sync {
     /// The declared architecture.
     fn architecture(&self) -> &Architecture;
