@@ -1,6 +1,6 @@
 //! Kernel regression past the N×N matrix (docs/scale.md): the learning curve of the paper's
-//! infinitely wide MLP on mnist1d_70k (60 000 / 10 000 signals, read from data/ as gzip),
-//! NNGP and NTK, at N = 4k, 12k, 30k, 60k with Nyström centres + Falkon's preconditioned
+//! infinitely wide MLP on mnist1d_70k (60 000 / 10 000 signals, read from data/mnist1d_70k as
+//! gzip), NNGP and NTK, at N = 4k, 12k, 30k, 60k with Nyström centres + Falkon's preconditioned
 //! conjugate gradients, and exact kernel regression beside it where K(X, X) still fits
 //! (N ≤ 12k by default).
 //!

@@ -41,8 +41,17 @@
 //! folded at compile time and give a `Network`; a declaration with an expression gives a
 //! `Result<Network, Error>`, checked when it is built.
 
+#![deny(missing_docs)]
+
 pub use infw_macros::network;
-pub use infw_runtime::*;
+
+pub use infw_runtime::{arch, data, error, finite, loss, model, network, solve, train};
+
+pub use infw_runtime::{
+    Activation, AdamLimitProgram, Architecture, Error, FalkonModel, FlowModel, FunctionSpaceModel,
+    GramParams, Hidden, KernelKind, KernelMatrices, KernelModel, KernelProgram, LimitRule, Loss,
+    Network, Node, Readout, Result, TrainingInputs, UserActivation, Want, MAX_BAND_ROWS,
+};
 
 /// The ndarray infw is built against (0.16), so users need not guess its version: a second
 /// ndarray in the dependency graph makes every call fail with "multiple different versions
@@ -57,7 +66,9 @@ pub use infw_runtime::*;
 /// ```
 pub use ndarray;
 
-/// Re-exports for the code `network!` generates. Not a public API.
+/// Re-exports for the code `network!` generates (the whole runtime, including its hidden
+/// plumbing: the layer rules as `dual`, `program`, `spatial`, `gram`). Not a public API:
+/// it changes whenever the code generator does.
 #[doc(hidden)]
 pub mod __private {
     pub use infw_runtime::*;

@@ -112,7 +112,7 @@ fn mnist1d_70k_loads_from_gzip() {
     assert_eq!(data.x_train.dim(), (60_000, 40));
     assert_eq!(data.x_test.dim(), (10_000, 40));
     assert_eq!(data.classes, 10);
-    // class counts per data/README.md: 5929..6057 per class in train
+    // class counts per data/README.md (mnist1d_70k): 5929..6057 per class in train
     let mut counts = [0usize; 10];
     for &l in &data.y_train {
         counts[l] += 1;

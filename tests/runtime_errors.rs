@@ -252,7 +252,7 @@ fn absurd_finite_widths_are_errors_before_allocating() {
 /// 0 (automatic), 1 and the bound itself all give the same kernel.
 #[test]
 fn gram_band_rows_are_validated() {
-    use infw::gram::MAX_BAND_ROWS;
+    use infw::MAX_BAND_ROWS;
     let x = inputs(9, 3, 5);
     let reference = net().nngp(&x, &x).unwrap();
     for rows in [usize::MAX, MAX_BAND_ROWS + 1] {

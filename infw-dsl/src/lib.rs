@@ -26,6 +26,8 @@
 //! folded at compile time and give a `Network`; a declaration with an expression gives a
 //! `Result<Network, Error>`, checked when it is built.
 
+#![deny(missing_docs)]
+
 pub mod codegen;
 pub mod ir;
 pub mod symbolic;

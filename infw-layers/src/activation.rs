@@ -15,7 +15,9 @@ pub struct Entry {
     pub name: &'static str,
     /// The rule's type in `infw_layers::rules` (`LeakyRelu`), named by the generated code.
     pub rust_type: &'static str,
+    /// Its parameters in grammar order (`alpha` for `leaky_relu(alpha)`).
     pub params: &'static [Param],
+    /// One line for error messages and docs: what the activation computes.
     pub summary: &'static str,
     /// Checks parameter values; the message says what is wrong.
     pub check: fn(&[f64]) -> Result<(), String>,
@@ -26,7 +28,9 @@ pub struct Entry {
 pub struct UserFunction {
     /// The path as written in the declaration.
     pub name: &'static str,
+    /// φ, the type's `UserActivation::value`.
     pub value: fn(f64) -> f64,
+    /// φ', the type's `UserActivation::derivative`.
     pub derivative: fn(f64) -> f64,
 }
 
@@ -95,25 +99,41 @@ macro_rules! activations {
 }
 
 activations! {
+    /// relu: max(u, 0).
     Relu,
+    /// leaky_relu(α): max(u, 0) + α·min(u, 0).
     LeakyRelu,
+    /// abs: |u|.
     Abs,
+    /// identity: u.
     Identity,
+    /// erf: the error function.
     Erf,
+    /// gelu: u·Φ(u), the exact (not tanh-approximated) form.
     Gelu,
+    /// sin.
     Sin,
+    /// cos.
     Cos,
+    /// tanh (numerical kernels, docs/math.md §6).
     Tanh,
+    /// softplus: ln(1 + e^u) (numerical kernels).
     Softplus,
+    /// silu: u·σ(u) (numerical kernels).
     Silu,
+    /// sigmoid: 1/(1 + e^−u) (numerical kernels).
     Sigmoid,
 }
 
 /// Shorthands for building declarations by hand.
 impl Activation {
+    /// relu: max(u, 0).
     pub const RELU: Activation = Activation::Relu(Relu);
+    /// abs: |u|.
     pub const ABS: Activation = Activation::Abs(Abs);
+    /// identity: u (a linear layer).
     pub const IDENTITY: Activation = Activation::Identity(Identity);
+    /// erf: the error function.
     pub const ERF: Activation = Activation::Erf(Erf);
 
     /// leaky_relu(α).

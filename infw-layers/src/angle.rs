@@ -7,13 +7,16 @@ use std::f64::consts::PI;
 /// layer so that the per-pair pass multiplies instead of taking roots and dividing.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Var<T = f64> {
+    /// The variance.
     pub var: T,
+    /// √var.
     pub sqrt: T,
     /// 1/√var, or 0 when var = 0 (then every correlation with it is taken as 0).
     pub inv_sqrt: T,
 }
 
 impl Var<f64> {
+    /// `var` with its square root and inverse square root.
     #[inline(always)]
     pub fn new(var: f64) -> Var {
         let sqrt = var.sqrt();
@@ -55,13 +58,18 @@ pub fn splat_vars<const L: usize>(p: &[Var; L]) -> [Var<F64x4>; L] {
 /// then independent, and every kernel that involves it is multiplied by 0 downstream).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Angle<T = f64> {
+    /// ρ, the correlation.
     pub rho: T,
+    /// θ = arccos ρ.
     pub theta: T,
+    /// sin θ.
     pub sin_theta: T,
+    /// √a·√b.
     pub sqrt_ab: T,
 }
 
 impl<T: Real> Angle<T> {
+    /// The angle of covariance `c` between variances `a` and `b`.
     #[inline(always)]
     pub fn new(a: Var<T>, b: Var<T>, c: T, parallel: Parallel) -> Angle<T> {
         let sqrt_ab = a.sqrt * b.sqrt; // not √(ab): a·b overflows at large scales

@@ -49,23 +49,33 @@ pub struct ConvGeometry {
     pub input: [usize; MAX_AXES],
     /// Spatial output sizes.
     pub output: [usize; MAX_AXES],
+    /// Window size per axis (1 along the unused axis of a 1-D layer).
     pub size: [usize; MAX_AXES],
+    /// Stride per axis.
     pub stride: [usize; MAX_AXES],
+    /// Zero padding (or wrap-around when circular) before the first input position.
     pub pad_before: [usize; MAX_AXES],
+    /// Whether out-of-range reads wrap around (`circular`) instead of reading zero.
     pub circular: bool,
 }
 
 /// Why a convolution's shape is impossible.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GeometryError {
+    /// A window of size 0.
     ZeroSize,
+    /// A stride of 0.
     ZeroStride,
     /// A `valid` window larger than the input along an axis.
     WindowTooLarge {
+        /// The spatial axis (0-based).
         axis: usize,
+        /// The window size.
         size: usize,
+        /// The input's size along that axis.
         input: usize,
     },
+    /// A spatial input with this many axes (only 1 and 2 are supported).
     TooManyAxes(usize),
 }
 

@@ -7,6 +7,8 @@
 //! parameters from it, the runtime's finite networks dispatch φ and φ' through it, and the
 //! generated kernel code calls the rule types directly.
 
+#![deny(missing_docs)]
+
 pub mod activation;
 pub mod angle;
 pub mod conv;

@@ -19,7 +19,9 @@ pub enum Parallel {
 /// inlining the unrequested branches vanish.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Want {
+    /// The NNGP kernel Σ (docs/math.md §3).
     pub nngp: bool,
+    /// The NTK Θ (docs/math.md §3).
     pub ntk: bool,
     /// R, the readout part of the Adam-like limit (docs/math.md §4).
     pub readout: bool,
@@ -28,30 +30,35 @@ pub struct Want {
 }
 
 impl Want {
+    /// The NNGP alone.
     pub const NNGP: Want = Want {
         nngp: true,
         ntk: false,
         readout: false,
         hidden: false,
     };
+    /// The NTK alone.
     pub const NTK: Want = Want {
         nngp: false,
         ntk: true,
         readout: false,
         hidden: false,
     };
+    /// NNGP and NTK.
     pub const NNGP_NTK: Want = Want {
         nngp: true,
         ntk: true,
         readout: false,
         hidden: false,
     };
+    /// R and H, the two kernels of the Adam-like limit.
     pub const ADAM: Want = Want {
         nngp: false,
         ntk: false,
         readout: true,
         hidden: true,
     };
+    /// All four kernels.
     pub const ALL: Want = Want {
         nngp: true,
         ntk: true,

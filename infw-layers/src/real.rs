@@ -26,14 +26,21 @@ pub trait Real:
 {
     /// Per-lane booleans.
     type Mask: Copy;
+    /// `v` in every lane.
     fn splat(v: f64) -> Self;
+    /// √x per lane.
     fn sqrt(self) -> Self;
+    /// |x| per lane.
     fn abs(self) -> Self;
     /// Clipped to [−1, 1].
     fn clamp_unit(self) -> Self;
+    /// max(x, v) per lane.
     fn max_f(self, v: f64) -> Self;
+    /// x > v per lane.
     fn gt(self, v: f64) -> Self::Mask;
+    /// x < v per lane.
     fn lt(self, v: f64) -> Self::Mask;
+    /// Whether each lane is finite (not NaN, not ±∞).
     fn finite(self) -> Self::Mask;
     /// `a` where the mask is set, `b` elsewhere.
     fn select(m: Self::Mask, a: Self, b: Self) -> Self;

@@ -7,6 +7,7 @@ use crate::dual::Dual;
 /// A parameter of an activation in the grammar: `leaky_relu(alpha = 0.1)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Param {
+    /// The name in the grammar (`alpha`).
     pub name: &'static str,
     /// `None`: the parameter must be given.
     pub default: Option<f64>,

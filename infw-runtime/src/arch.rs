@@ -18,37 +18,65 @@ pub enum Node {
     Input,
     /// `dense(width, w_std, b_std)`: h = (σw/√n_in) W z + σb b.
     Dense {
+        /// The node it reads.
         input: usize,
+        /// Output width (for a finite network, before the width factor).
         width: usize,
+        /// Weight standard deviation σw.
         w_std: f64,
+        /// Bias standard deviation σb.
         b_std: f64,
     },
     /// An elementwise activation φ.
     Activation {
+        /// The node it reads.
         input: usize,
+        /// Which activation.
         activation: Activation,
     },
     /// `layer_norm` over the width, no learned scale (neural-tangents' `LayerNorm`).
-    LayerNorm { input: usize },
+    LayerNorm {
+        /// The node it reads.
+        input: usize,
+    },
     /// The sum of inputs of equal width: the end of `residual(…)`.
-    Sum { inputs: Vec<usize> },
+    Sum {
+        /// The summed nodes.
+        inputs: Vec<usize>,
+    },
     /// The concatenation of inputs along the width: the end of `parallel(… | …)`.
-    Concat { inputs: Vec<usize> },
+    Concat {
+        /// The concatenated nodes, in declaration order.
+        inputs: Vec<usize>,
+    },
     /// `conv(channels, size, stride, padding, w_std, b_std)` on a spatial input
     /// (docs/math.md §9): h_p = (σw/√(kⁿ·C_in)) Σ_a W_a z_{p·s+a} + σb b.
     Conv {
+        /// The node it reads.
         input: usize,
+        /// Output channels (for a finite network, before the width factor).
         channels: usize,
+        /// Window size k along each spatial axis.
         size: usize,
+        /// Stride s along each spatial axis.
         stride: usize,
+        /// `same`, `valid` or `circular`.
         padding: Padding,
+        /// Weight standard deviation σw.
         w_std: f64,
+        /// Bias standard deviation σb.
         b_std: f64,
     },
     /// The mean over all spatial positions: a spatial input becomes a vector of its channels.
-    GlobalAvgPool { input: usize },
+    GlobalAvgPool {
+        /// The node it reads.
+        input: usize,
+    },
     /// The channels-last flattening of a spatial input (positions × channels, C order).
-    Flatten { input: usize },
+    Flatten {
+        /// The node it reads.
+        input: usize,
+    },
 }
 
 /// The spatial shape of a convolutional network's input: `input(s1[, s2], channels)`.
@@ -57,6 +85,7 @@ pub enum Node {
 pub struct SpatialInput {
     /// Sizes of the one or two spatial axes.
     pub shape: Vec<usize>,
+    /// Channels per position.
     pub channels: usize,
 }
 
@@ -94,8 +123,11 @@ impl Node {
 pub struct Readout {
     /// The node it reads.
     pub input: usize,
+    /// The declared number of outputs; `None` for the implied readout.
     pub outputs: Option<usize>,
+    /// Weight standard deviation σw.
     pub w_std: f64,
+    /// Bias standard deviation σb.
     pub b_std: f64,
 }
 
@@ -103,9 +135,13 @@ pub struct Readout {
 /// Only a convenience for building chains by hand ([`Architecture::chain`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hidden {
+    /// The dense layer's width.
     pub width: usize,
+    /// Its weight standard deviation σw.
     pub w_std: f64,
+    /// Its bias standard deviation σb.
     pub b_std: f64,
+    /// The activation after it.
     pub activation: Activation,
 }
 
@@ -114,7 +150,9 @@ pub struct Hidden {
 pub struct Architecture {
     /// `Some` for a convolutional network (`input(…)` declared): the input's spatial shape.
     pub spatial: Option<SpatialInput>,
+    /// The nodes in topological order; node 0 is the input.
     pub nodes: Vec<Node>,
+    /// The final dense layer.
     pub readout: Readout,
 }
 

@@ -1,26 +1,42 @@
 //! The one error type of the runtime: every variant says what was wrong with which input.
 
 /// Errors returned by the runtime. User input never panics; it ends up here.
+///
+/// `#[non_exhaustive]`: a later version may add variants, so a `match` on it needs a
+/// wildcard arm (`_ => …`).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Two inputs that must agree on a dimension do not.
     #[error("shape mismatch: {what} (expected {expected}, found {found})")]
     ShapeMismatch {
+        /// Which dimension of which inputs (e.g. "columns of x and t").
         what: String,
+        /// The size the first input (or the trained model) fixes.
         expected: usize,
+        /// The size that was passed.
         found: usize,
     },
 
     /// An input with no rows or no columns.
     #[error("empty input: {what} has no {axis}")]
-    Empty { what: String, axis: &'static str },
+    Empty {
+        /// The input's name.
+        what: String,
+        /// `"rows"` or `"columns"`.
+        axis: &'static str,
+    },
 
     /// A NaN or infinite value in an input.
     #[error("non-finite value in {what} at row {row}, column {col}: {value}")]
     NonFinite {
+        /// The input's name.
         what: String,
+        /// Row of the first non-finite entry (0-based).
         row: usize,
+        /// Column of that entry (0-based).
         col: usize,
+        /// The value found there (NaN, +∞ or -∞).
         value: f64,
     },
 
@@ -28,33 +44,49 @@ pub enum Error {
     /// too large, or stds whose product over the layers is). `cause` names the layer.
     #[error("the {kernel} kernel is not finite at row {row}, column {col}: {cause}; rescale the inputs (e.g. standardize them) or lower w_std / b_std")]
     NonFiniteKernel {
+        /// Which kernel ("NNGP", "NTK", …).
         kernel: &'static str,
+        /// Row of the first non-finite entry: the index into the first input (0-based).
         row: usize,
+        /// Column of that entry: the index into the second input (0-based).
         col: usize,
+        /// The first layer whose variance overflowed, as far as it is traced.
         cause: String,
     },
 
     /// A scalar argument (learning rate, ridge, time, …) outside its valid range.
     #[error("invalid argument `{name}` = {value}: {reason}")]
     InvalidArgument {
+        /// The argument's name as in the API (e.g. `"learning_rate"`).
         name: &'static str,
+        /// The rejected value, formatted.
         value: String,
+        /// What the valid range is, or why this value is rejected.
         reason: String,
     },
 
     /// A linear system that cannot be solved as asked.
     #[error("the kernel system is not positive definite ({detail}); add a ridge (e.g. 1e-8 · trace/N) or remove duplicate rows")]
-    NotPositiveDefinite { detail: String },
+    NotPositiveDefinite {
+        /// What the factorisation reported (e.g. the failing pivot).
+        detail: String,
+    },
 
     /// Training diverged or produced a non-finite value.
     #[error("training produced a non-finite value: {what}")]
-    Diverged { what: String },
+    Diverged {
+        /// The quantity that became non-finite, and when.
+        what: String,
+    },
 
     /// A malformed data file; `line` is 1-based.
     #[error("{file}:{line}: {reason}")]
     Malformed {
+        /// The file's path (or, for an embedded dataset, its path in the source tree).
         file: String,
+        /// The offending line, 1-based.
         line: usize,
+        /// What is wrong with it.
         reason: String,
     },
 
@@ -66,7 +98,9 @@ pub enum Error {
     /// An I/O failure, with the path involved.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file or directory that could not be read.
         path: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },

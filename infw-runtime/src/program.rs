@@ -30,7 +30,9 @@ pub struct PairInputs<T = f64> {
 /// The kernels of one pair; unrequested ones are 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PairKernels<T = f64> {
+    /// Σ(x, x').
     pub nngp: T,
+    /// Θ(x, x').
     pub ntk: T,
     /// R(x, x'): x' is the training example.
     pub readout: T,
@@ -39,8 +41,11 @@ pub struct PairKernels<T = f64> {
 }
 
 /// What a [`crate::Network`] wraps: a compiled declaration that evaluates its kernels.
-/// Dense declarations implement it through [`PairProgram`] (one matrix product feeds a
-/// per-pair pass); convolutional ones through [`crate::spatial::SpatialProgram`].
+/// `network!` implements it; user code names it as a bound (`Network<impl KernelProgram>`).
+///
+/// Behind it (hidden plumbing, not an API): dense declarations implement it through
+/// `PairProgram` (one matrix product feeds a per-pair pass), convolutional ones through
+/// `spatial::SpatialProgram`.
 pub trait KernelProgram: Send + Sync {
     /// The declared architecture.
     fn architecture(&self) -> &Architecture;
@@ -146,6 +151,8 @@ pub trait AdamLimitProgram: KernelProgram {}
 #[derive(Clone, Copy, Debug)]
 pub struct CompileErrorStub;
 
+// Not a suggestion worth showing in "the trait is implemented for …" help.
+#[diagnostic::do_not_recommend]
 impl AdamLimitProgram for CompileErrorStub {}
 
 impl PairProgram for CompileErrorStub {

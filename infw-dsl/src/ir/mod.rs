@@ -29,7 +29,9 @@ pub type NodeId = usize;
 pub enum Rule {
     /// A registry rule with its (literal) parameters.
     Registry {
+        /// The registry name (`leaky_relu`).
         entry: &'static str,
+        /// Its parameter values, defaults filled in, in registry order.
         params: Vec<f64>,
     },
     /// `act(path)`: a type of the user's implementing `UserActivation`.
@@ -66,41 +68,67 @@ impl Rule {
 /// One node of the graph; inputs are earlier nodes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Node {
+    /// The network's input (node 0).
     Input,
+    /// `dense(width, w_std, b_std)`.
     Dense {
+        /// The node it reads.
         input: NodeId,
+        /// Output width.
         width: Value<usize>,
+        /// Weight standard deviation σw.
         w_std: Value<f64>,
+        /// Bias standard deviation σb.
         b_std: Value<f64>,
     },
+    /// An elementwise activation.
     Activation {
+        /// The node it reads.
         input: NodeId,
+        /// Which activation.
         rule: Rule,
     },
+    /// `layer_norm`.
     LayerNorm {
+        /// The node it reads.
         input: NodeId,
     },
+    /// The end of a `residual`: the sum of its inputs.
     Sum {
+        /// The summed nodes (the stream and the block's end).
         inputs: Vec<NodeId>,
     },
+    /// The end of a `parallel`: its branches concatenated.
     Concat {
+        /// The branches' last nodes, in declaration order.
         inputs: Vec<NodeId>,
     },
     /// `conv(channels, size, stride, padding, w_std, b_std)` (docs/math.md §9); the
     /// window and stride shape the generated code, so they are literals.
     Conv {
+        /// The node it reads.
         input: NodeId,
+        /// Output channels.
         channels: Value<usize>,
+        /// Window size along each spatial axis.
         size: usize,
+        /// Stride along each spatial axis.
         stride: usize,
+        /// `same`, `valid` or `circular`.
         padding: Padding,
+        /// Weight standard deviation σw.
         w_std: Value<f64>,
+        /// Bias standard deviation σb.
         b_std: Value<f64>,
     },
+    /// `global_avg_pool`: the mean over positions.
     GlobalAvgPool {
+        /// The node it reads.
         input: NodeId,
     },
+    /// `flatten`: positions × channels as one feature vector.
     Flatten {
+        /// The node it reads.
         input: NodeId,
     },
 }
@@ -127,16 +155,22 @@ impl Node {
 /// targets have columns).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Readout {
+    /// The node it reads.
     pub input: NodeId,
+    /// The declared number of outputs, or `None` for the implied readout.
     pub outputs: Option<Value<usize>>,
+    /// Weight standard deviation σw.
     pub w_std: Value<f64>,
+    /// Bias standard deviation σb.
     pub b_std: Value<f64>,
 }
 
 /// A validated architecture.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
+    /// The nodes in evaluation order; node 0 is the input.
     pub nodes: Vec<Node>,
+    /// The final dense layer.
     pub readout: Readout,
     /// How many hyper-parameters are expressions (fields `p0 …` of the program).
     pub expressions: usize,
@@ -282,7 +316,9 @@ impl Network {
 /// `input(s1[, s2], channels)` as declared.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpatialInput {
+    /// The spatial sizes (one or two axes).
     pub shape: Vec<usize>,
+    /// Channels per position.
     pub channels: usize,
 }
 
@@ -298,8 +334,9 @@ impl SpatialInput {
     }
 }
 
-/// neural-tangents' defaults (docs/math.md §2).
+/// The default weight standard deviation, neural-tangents' (docs/math.md §2).
 pub const DEFAULT_W_STD: f64 = 1.0;
+/// The default bias standard deviation, neural-tangents' (docs/math.md §2).
 pub const DEFAULT_B_STD: f64 = 0.0;
 
 /// Layer names of the grammar that are not activations.

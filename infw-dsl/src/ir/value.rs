@@ -15,10 +15,13 @@ pub const MAX_WIDTH: u64 = 1 << 32;
 /// A literal or an expression of the user's (`sigma`, `2f64.sqrt()`).
 #[derive(Clone)]
 pub enum Value<T> {
+    /// A number written in the declaration, checked at compile time.
     Literal(T),
+    /// A Rust expression, evaluated and checked when the network is built.
     Expr {
         /// Index among the declaration's expressions: the field `p{index}` of the program.
         index: usize,
+        /// The expression as written.
         expr: Box<Expr>,
     },
 }
@@ -57,6 +60,7 @@ impl<T: PartialEq> PartialEq for Value<T> {
 /// Numbers the expressions of one declaration as they are found.
 #[derive(Default)]
 pub struct Expressions {
+    /// How many have been numbered so far (the next one gets this index).
     pub count: usize,
 }
 

@@ -21,6 +21,7 @@ use quote::{format_ident, quote};
 
 /// A field of the generated `Point<T>`: per-point data the pair pass reads.
 pub struct PointField {
+    /// The field's name (`q3`, …).
     pub name: Ident,
     /// `None`: a number (`T`); `Some(rule type)`: that rule's `Dual::Point<T>`.
     pub rule: Option<TokenStream>,
@@ -30,13 +31,15 @@ pub struct PointField {
 
 /// The unrolled program, ready to be placed into an impl by `codegen`.
 pub struct Derivation {
+    /// The fields of the generated `Point<T>`.
     pub fields: Vec<PointField>,
     /// Statements of the per-point pass (locals `q{n}`, …).
     pub point: Vec<TokenStream>,
     /// Statements of the per-pair pass computing every node's covariance, NTK and duals.
     pub pair: Vec<TokenStream>,
-    /// Expressions of the readout NNGP and NTK.
+    /// Expression of the readout NNGP.
     pub nngp: TokenStream,
+    /// Expression of the readout NTK.
     pub ntk: TokenStream,
     /// The Adam-like limit, when derived for every node: R's expression and H's statements
     /// (ending in `let hidden = …;`).
@@ -48,19 +51,27 @@ pub struct Derivation {
 /// What the pair pass knows about a node's output.
 #[derive(Clone)]
 pub struct PairVars {
+    /// The local holding the pair's covariance Σ(x, x').
     pub cov: TokenStream,
     /// `None` while no parameter lies upstream (the input): Θ = 0.
     pub ntk: Option<TokenStream>,
+    /// The expression of the pair's exact parallelism (`Parallel`).
     pub parallel: TokenStream,
 }
 
 /// The state threaded through the walk.
 pub struct Walk<'a> {
+    /// The graph being derived.
     pub net: &'a Network,
+    /// The path generated code reaches the runtime through (`::infw::__private`).
     pub rt: TokenStream,
+    /// Point fields so far (see [`Derivation::fields`]).
     pub fields: Vec<PointField>,
+    /// Point-pass statements so far.
     pub point: Vec<TokenStream>,
+    /// Pair-pass statements so far.
     pub pair: Vec<TokenStream>,
+    /// What the pair pass knows about each node walked so far, by node id.
     pub vars: Vec<PairVars>,
 }
 
@@ -114,7 +125,9 @@ pub fn factor(v: &Value<f64>) -> Factor {
 /// A multiplier or addend that is either a folded constant or runtime tokens.
 #[derive(Clone)]
 pub enum Factor {
+    /// A constant folded at compile time.
     Const(f64),
+    /// Tokens evaluated at run time (a hyper-parameter expression).
     Tokens(TokenStream),
 }
 

@@ -60,6 +60,7 @@ pub enum Item {
 /// One layer as written.
 #[derive(Debug, Clone)]
 pub struct LayerCall {
+    /// The layer or activation name (`dense`, `relu`, …).
     pub name: Ident,
     /// `None` when written without parentheses.
     pub args: Option<Args>,
@@ -68,23 +69,29 @@ pub struct LayerCall {
 /// A combinator with its branches: `residual` has one, `parallel` one per `|`-separated part.
 #[derive(Debug, Clone)]
 pub struct Block {
+    /// `residual` or `parallel`.
     pub name: Ident,
     /// The span of the parentheses.
     pub span: Span,
+    /// The items of each branch.
     pub branches: Vec<Vec<Item>>,
 }
 
 /// The parenthesised arguments of a layer call.
 #[derive(Debug, Clone)]
 pub struct Args {
+    /// The span of the parentheses.
     pub span: Span,
+    /// The arguments in order.
     pub list: Vec<Arg>,
 }
 
 /// One argument: positional (`512`) or named (`w_std = 1.4`).
 #[derive(Debug, Clone)]
 pub struct Arg {
+    /// The name of a named argument, `None` for a positional one.
     pub key: Option<Ident>,
+    /// The value as written.
     pub value: Expr,
 }
 

@@ -54,14 +54,18 @@ pub enum Parity {
     Odd,
     /// φ(−u) = φ(u).
     Even,
+    /// Neither odd nor even.
     Neither,
 }
 
 /// A function integrated by the engine, with what is known about its sign.
 #[derive(Clone, Copy, Debug)]
 pub struct Fun<'a> {
+    /// The function.
     pub f: fn(f64) -> f64,
+    /// Where it changes sign.
     pub changes: SignChanges<'a>,
+    /// Its symmetry.
     pub parity: Parity,
     /// Analytic, varying on a unit scale (tanh, gelu, …); false for a kink or a step (relu)
     /// or when nothing is known (a user's function). Decides where Gauss–Hermite is trusted.
@@ -134,7 +138,9 @@ fn density(x: f64) -> f64 {
 /// `signs[j]` holds on (points[j−1], points[j]), with points[−1] = −∞, points[m] = +∞.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignPattern {
+    /// The sign-change points, ascending.
     pub points: Vec<f64>,
+    /// The sign (±1 or 0) on each of the `points.len() + 1` intervals.
     pub signs: Vec<f64>,
 }
 
@@ -1008,10 +1014,12 @@ fn moments(
 /// path (per-point series coefficients, docs/math.md §6) adds its fields here.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct NumPoint<T = f64> {
+    /// The input's variance with its roots.
     pub var: Var<T>,
 }
 
 impl NumPoint<f64> {
+    /// The per-point data of input variance `a`.
     pub fn new(a: f64) -> NumPoint {
         NumPoint { var: Var::new(a) }
     }

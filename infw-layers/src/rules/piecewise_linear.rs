@@ -21,7 +21,9 @@ use std::f64::consts::PI;
 /// Slopes of a piecewise-linear activation on the positive and negative half-lines.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PiecewiseLinear {
+    /// The slope for u > 0.
     pub pos: f64,
+    /// The slope for u < 0.
     pub neg: f64,
 }
 
@@ -30,11 +32,14 @@ const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 use crate::real::sign0 as sign;
 
 impl PiecewiseLinear {
+    /// relu: slopes 1 and 0.
     pub const RELU: PiecewiseLinear = PiecewiseLinear { pos: 1.0, neg: 0.0 };
+    /// abs: slopes 1 and −1.
     pub const ABS: PiecewiseLinear = PiecewiseLinear {
         pos: 1.0,
         neg: -1.0,
     };
+    /// identity: slopes 1 and 1.
     pub const IDENTITY: PiecewiseLinear = PiecewiseLinear { pos: 1.0, neg: 1.0 };
 
     /// leaky_relu(α): max(u,0) + α·min(u,0).
@@ -226,6 +231,7 @@ piecewise_rule!(
 /// leaky_relu(α): max(u, 0) + α·min(u, 0).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LeakyRelu {
+    /// α, the slope for u < 0.
     pub alpha: f64,
 }
 

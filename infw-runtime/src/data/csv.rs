@@ -1,5 +1,5 @@
-//! The CSV format of data/README.md: a header `label,f0,f1,…`, then one example per row,
-//! an integer class label first. Every rejection names the file and the 1-based line.
+//! The CSV format of infw-runtime/data/README.md: a header `label,f0,f1,…`, then one
+//! example per row, an integer class label first. Every rejection names the file and the 1-based line.
 
 use super::targets::MAX_CLASSES;
 use crate::error::{Error, Result};

@@ -33,7 +33,7 @@ macro_rules! embedded_csv {
     ($name:literal, $part:literal) => {
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../data/",
+            "/data/",
             $name,
             "/",
             $part
@@ -42,7 +42,8 @@ macro_rules! embedded_csv {
 }
 
 impl Dataset {
-    /// The names accepted by [`Dataset::embedded`] (data/README.md describes each).
+    /// The names accepted by [`Dataset::embedded`] (infw-runtime/data/README.md describes
+    /// each).
     pub const EMBEDDED: [&'static str; 4] = ["digits", "breast_cancer", "wine", "mnist1d"];
 
     /// Builds a dataset from arrays, checking that it is consistent: non-empty train and
@@ -107,9 +108,9 @@ impl Dataset {
         Ok(())
     }
 
-    /// Loads `dir/train.csv` and `dir/test.csv` (format of data/README.md; each may instead be
-    /// gzip-compressed as `train.csv.gz` / `test.csv.gz`); the name is the directory's last
-    /// component. A test label ≥ classes, or a test file whose feature
+    /// Loads `dir/train.csv` and `dir/test.csv` (format of infw-runtime/data/README.md; each
+    /// may instead be gzip-compressed as `train.csv.gz` / `test.csv.gz`); the name is the
+    /// directory's last component. A test label ≥ classes, or a test file whose feature
     /// count differs from train's, is reported with the test file and line.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
@@ -177,8 +178,8 @@ impl Dataset {
                 })
             }
         };
-        let (x_train, y_train) = parse_csv(train, &format!("data/{name}/train.csv"))?;
-        let test_file = format!("data/{name}/test.csv");
+        let (x_train, y_train) = parse_csv(train, &format!("infw-runtime/data/{name}/train.csv"))?;
+        let test_file = format!("infw-runtime/data/{name}/test.csv");
         let (x_test, y_test) = parse_csv(test, &test_file)?;
         Self::assemble(
             name.to_string(),
@@ -262,7 +263,7 @@ impl Dataset {
 mod tests {
     use super::*;
 
-    /// Shapes and class counts from data/README.md.
+    /// Shapes and class counts from infw-runtime/data/README.md.
     #[test]
     fn embedded_datasets_have_the_documented_shapes() {
         let expected = [
@@ -282,7 +283,7 @@ mod tests {
             assert_eq!(data.classes, classes, "{name}");
             data.validate().unwrap();
         }
-        // class counts of wine, data/README.md: train [39, 47, 32], test [20, 24, 16]
+        // class counts of wine, infw-runtime/data/README.md: train [39, 47, 32], test [20, 24, 16]
         let wine = Dataset::embedded("wine").unwrap();
         let count = |y: &[usize], c| y.iter().filter(|&&l| l == c).count();
         assert_eq!([0, 1, 2].map(|c| count(&wine.y_train, c)), [39, 47, 32]);

@@ -1,6 +1,6 @@
 //! Per-feature standardisation with training statistics only, so no test information leaks
-//! into the features the kernels see (data/README.md: the raw scales differ by orders of
-//! magnitude).
+//! into the features the kernels see (infw-runtime/data/README.md: the raw scales differ by
+//! orders of magnitude).
 
 use crate::error::Result;
 use crate::gram::overflow::{mul_pow2, scale_exponent};

@@ -54,8 +54,11 @@ fn check_state(
 /// Heavy-ball SGD: v ← μ v + g, θ ← θ − lr·r_p·v (r_p the tensor's multiplier).
 #[derive(Clone, Debug)]
 pub struct Sgd {
+    /// Learning rate lr.
     pub lr: f64,
+    /// Momentum μ (0: plain SGD).
     pub momentum: f64,
+    /// Per-tensor multipliers r_p (`None`: all 1).
     pub rates: Option<TensorRates>,
     velocity: Option<Params>,
 }
@@ -128,10 +131,15 @@ impl Optimizer for Sgd {
 /// β1 = β2 = 0, ε = 0 is exactly sign descent (g/|g|, 0 at g = 0), as docs/math.md §4 needs.
 #[derive(Clone, Debug)]
 pub struct Adam {
+    /// Learning rate lr.
     pub lr: f64,
+    /// Decay β1 of the first-moment average.
     pub beta1: f64,
+    /// Decay β2 of the second-moment average.
     pub beta2: f64,
+    /// ε added to √v̂.
     pub eps: f64,
+    /// Per-tensor multipliers r_p (`None`: all 1).
     pub rates: Option<TensorRates>,
     m: Option<Params>,
     v: Option<Params>,
@@ -227,7 +235,9 @@ impl Optimizer for Adam {
 /// [`TensorRates::sign_limit`] it is the optimizer whose wide limit is the Adam limit.
 #[derive(Clone, Debug)]
 pub struct SignDescent {
+    /// Learning rate lr.
     pub lr: f64,
+    /// Per-tensor multipliers r_p (`None`: all 1).
     pub rates: Option<TensorRates>,
 }
 

@@ -10,7 +10,9 @@ use crate::{Error, Result};
 /// tangents use the same struct.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
+    /// W per dense node, readout last.
     pub weights: Vec<Array2<f64>>,
+    /// b per dense node, readout last.
     pub biases: Vec<Array1<f64>>,
 }
 
@@ -163,7 +165,9 @@ impl Params {
 /// One learning-rate multiplier per tensor (docs/math.md §4's table, or all ones).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorRates {
+    /// The multiplier of each weight matrix, in [`Params::weights`] order.
     pub weights: Vec<f64>,
+    /// The multiplier of each bias, in [`Params::biases`] order.
     pub biases: Vec<f64>,
 }
 

@@ -17,8 +17,11 @@ use crate::{Error, Loss, Result};
 /// the class labels accuracy is measured against (`None`: the arg-max of each target row).
 #[derive(Clone, Copy, Debug)]
 pub struct Dataset<'a> {
+    /// Inputs, one example per row.
     pub x: ArrayView2<'a, f64>,
+    /// Targets, one row per example.
     pub y: ArrayView2<'a, f64>,
+    /// Class labels for accuracy; `None`: the arg-max of each target row.
     pub labels: Option<&'a [usize]>,
 }
 
@@ -86,9 +89,11 @@ impl<'a> Dataset<'a> {
 /// How to train.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
+    /// Passes over the training set.
     pub epochs: usize,
     /// Examples per step; 1 is per-example training (docs/math.md §4's setting).
     pub batch_size: usize,
+    /// The loss minimised (and reported).
     pub loss: Loss,
     /// Seeds the shuffling of every epoch.
     pub seed: u64,
@@ -111,9 +116,13 @@ impl Default for TrainConfig {
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
+    /// Mean loss over the training set.
     pub train_loss: f64,
+    /// Accuracy on the training set, in [0, 1].
     pub train_accuracy: f64,
+    /// Mean loss over the test set, when one was given.
     pub test_loss: Option<f64>,
+    /// Accuracy on the test set, when one was given.
     pub test_accuracy: Option<f64>,
     /// Wall time of this epoch's optimization steps, in seconds (evaluation excluded).
     pub seconds: f64,
@@ -122,6 +131,7 @@ pub struct EpochRecord {
 /// One record per epoch.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
+    /// The records in epoch order.
     pub epochs: Vec<EpochRecord>,
 }
 

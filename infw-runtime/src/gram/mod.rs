@@ -72,7 +72,9 @@ impl Default for GramParams {
 /// (the training examples of R and H). Unrequested kernels are `None`.
 #[derive(Clone, Debug, Default)]
 pub struct KernelMatrices {
+    /// The NNGP kernel Σ(x, x').
     pub nngp: Option<Array2<f64>>,
+    /// The NTK Θ(x, x').
     pub ntk: Option<Array2<f64>>,
     /// R(x, x'), docs/math.md §4.
     pub readout: Option<Array2<f64>>,

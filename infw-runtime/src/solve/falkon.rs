@@ -104,6 +104,7 @@ impl FalkonOptions {
 
 /// What a long Falkon fit reports while it runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[allow(missing_docs)] // each variant's doc describes its fields
 pub enum FalkonProgress {
     /// `rows_done` of `rows` training rows of K(X, C) computed: in the first pass all N, in
     /// an iteration's pass the rows not kept.
