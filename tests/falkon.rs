@@ -134,8 +134,8 @@ fn every_input_a_centre_gives_the_exact_predictive_covariance_for_both_kernels()
     let (x, y, data) = digits(300);
     let x_test = data.x_test.slice(s![..60, ..]).to_owned();
     let net = infw::network! {
-        dense(512, w_std = 1.4142135623730951, b_std = 0.1) relu
-        dense(512, w_std = 1.4142135623730951, b_std = 0.1) relu
+        dense(512, w_std = 1.5, b_std = 0.1) relu
+        dense(512, w_std = 1.5, b_std = 0.1) relu
     };
     let options = FalkonOptions {
         centres: 10_000,
@@ -184,8 +184,8 @@ fn fewer_centres_give_bounded_variances_and_the_models_mean() {
     let (x, y, data) = digits(600);
     let x_test = data.x_test.slice(s![..200, ..]).to_owned();
     let net = infw::network! {
-        dense(512, w_std = 1.4142135623730951, b_std = 0.1) relu
-        readout(w_std = 1.4142135623730951, b_std = 0.1)
+        dense(512, w_std = 1.5, b_std = 0.1) relu
+        readout(w_std = 1.5, b_std = 0.1)
     };
     let options = FalkonOptions {
         centres: 150,

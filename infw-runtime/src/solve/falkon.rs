@@ -1555,7 +1555,7 @@ mod tests {
         let q_xt = s_xc.dot(&dense_solve(s_cc.view(), s_tc.t())); // N×T
         let q_xx = s_xc.dot(&dense_solve(s_cc.view(), s_xc.t()));
         let bq = beta.dot(&q_xt);
-        let reference = &sigma.test_test - &bq - &bq.t() + beta.dot(&q_xx).dot(&beta.t());
+        let reference = &sigma.test_test - &bq - bq.t() + beta.dot(&q_xx).dot(&beta.t());
         let (full, _) = ens
             .covariance(
                 t_tc.view(),
