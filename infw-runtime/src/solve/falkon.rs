@@ -155,7 +155,7 @@ pub struct Falkon {
     report: FalkonReport,
 }
 
-/// Source of training-kernel blocks: K(X[rows], C), rows.len() × M.
+/// Source of training-kernel blocks: K(X\[rows\], C), rows.len() × M.
 pub type KernelRows<'a> = dyn FnMut(Range<usize>) -> Result<Array2<f64>> + 'a;
 
 /// H·v for the M×C block v: K_CX (K_XC v), accumulated over kernel blocks; the first blocks
@@ -368,7 +368,7 @@ fn column_dots(a: &Mat<f64>, b: &Mat<f64>) -> Vec<f64> {
 impl Falkon {
     /// Fits α from kernel blocks of the training set against the centres.
     ///
-    /// * `rows(range)` returns K(X[range], C) (range.len() × M, finite);
+    /// * `rows(range)` returns K(X\[range\], C) (range.len() × M, finite);
     /// * `k_cc` is K(C, C) (M×M, symmetric; consumed to bound memory), `y` the targets (N×C), `ridge` λ > 0 the same
     ///   absolute ridge as [`KernelRegression`](super::KernelRegression);
     /// * `progress` is called after every kernel block pass and every iteration.
@@ -551,7 +551,7 @@ impl Falkon {
 // Approximate predictive variance through the same centres (docs/math.md §5 "At scale").
 // ---------------------------------------------------------------------------------------
 
-/// Kernel blocks for the NTK ensemble's variance: (Θ(X[rows], C), Σ(X[rows], C)), each
+/// Kernel blocks for the NTK ensemble's variance: (Θ(X\[rows\], C), Σ(X\[rows\], C)), each
 /// rows.len() × M.
 pub type KernelRowPairs<'a> = dyn FnMut(Range<usize>) -> Result<(Array2<f64>, Array2<f64>)> + 'a;
 
@@ -758,7 +758,7 @@ pub struct NystromGp {
 }
 
 impl NystromGp {
-    /// Prepares the covariance from kernel blocks `rows(range)` = K(X[range], C)
+    /// Prepares the covariance from kernel blocks `rows(range)` = K(X\[range\], C)
     /// (range.len() × M, finite; called once per block of `block_rows` rows, in order),
     /// `k_cc` = K(C, C) (M×M, symmetric; consumed), N training examples and the fit's ridge
     /// λ > 0. `progress` receives one [`FalkonProgress::Kernel`] event per block.
@@ -858,8 +858,8 @@ pub struct NystromNtkEnsemble {
 }
 
 impl NystromNtkEnsemble {
-    /// Prepares the covariance from kernel blocks `rows(range)` = (Θ(X[range], C),
-    /// Σ(X[range], C)), `ntk_cc` = Θ(C, C) and `nngp_cc` = Σ(C, C) (M×M, symmetric;
+    /// Prepares the covariance from kernel blocks `rows(range)` = (Θ(X\[range\], C),
+    /// Σ(X\[range\], C)), `ntk_cc` = Θ(C, C) and `nngp_cc` = Σ(C, C) (M×M, symmetric;
     /// consumed), N training examples and the fit's ridge λ > 0 on Θ.
     pub fn new(
         rows: &mut KernelRowPairs<'_>,
