@@ -9,10 +9,15 @@
 //! every solver at every N, so exact and Falkon solve the same problem. The test set is
 //! only used to report.
 //!
-//! Run: `cargo run --release --example scale [-- --sizes 4000,12000 --centres 4096 --exact-max 12000]`
+//! With `--variance`, every Falkon fit is followed by its approximate predictive variance
+//! on the 10 000 test signals (docs/math.md §5 "At scale": the Nyström/DTC GP posterior for
+//! the NNGP, the Nyström ensemble for the NTK), reported with its time, peak memory, mean,
+//! and the accuracy on the test points of lower and upper half variance.
+//!
+//! Run: `cargo run --release --example scale [-- --sizes 4000,12000 --centres 4096 --exact-max 12000 --kernels nngp,ntk --variance]`
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use infw::data::{accuracy, one_hot, Dataset};
-use infw::solve::{FalkonOptions, FalkonProgress, KernelRegression};
+use infw::solve::{CovarianceMode, FalkonOptions, FalkonProgress, KernelRegression};
 use infw::{KernelKind, KernelProgram, Network, TrainingInputs};
 use ndarray::{s, Array2};
 use std::io::IsTerminal;
@@ -24,6 +29,8 @@ struct Args {
     sizes: Vec<usize>,
     centres: usize,
     exact_max: usize,
+    kernels: Vec<KernelKind>,
+    variance: bool,
 }
 
 fn parse_args() -> infw::Result<Args> {
@@ -31,15 +38,23 @@ fn parse_args() -> infw::Result<Args> {
         sizes: vec![4_000, 12_000, 30_000, 60_000],
         centres: FalkonOptions::default().centres,
         exact_max: 12_000,
+        kernels: vec![KernelKind::Nngp, KernelKind::Ntk],
+        variance: false,
     };
     let list: Vec<String> = std::env::args().skip(1).collect();
-    let bad = |flag: &'static str, value: &str| infw::Error::InvalidArgument {
+    let bad = |flag: &'static str, value: &str| {
+        infw::Error::InvalidArgument {
         name: flag,
         value: value.to_string(),
-        reason: "expected --sizes N,N,…  --centres M  --exact-max N (positive integers)".into(),
+        reason: "expected --sizes N,N,…  --centres M  --exact-max N (positive integers; --exact-max 0 for none)  --kernels nngp,ntk  --variance".into(),
+    }
     };
     let mut it = list.iter();
     while let Some(flag) = it.next() {
+        if flag == "--variance" {
+            args.variance = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| bad("argument", flag))?;
         let number = |v: &str, f| v.parse::<usize>().ok().filter(|&n| n > 0).ok_or(bad(f, v));
         match flag.as_str() {
@@ -50,7 +65,19 @@ fn parse_args() -> infw::Result<Args> {
                     .collect::<infw::Result<_>>()?
             }
             "--centres" => args.centres = number(value, "--centres")?,
-            "--exact-max" => args.exact_max = number(value, "--exact-max")?,
+            "--exact-max" => {
+                args.exact_max = value.parse().map_err(|_| bad("--exact-max", value))?
+            }
+            "--kernels" => {
+                args.kernels = value
+                    .split(',')
+                    .map(|v| match v {
+                        "nngp" => Ok(KernelKind::Nngp),
+                        "ntk" => Ok(KernelKind::Ntk),
+                        _ => Err(bad("--kernels", v)),
+                    })
+                    .collect::<infw::Result<_>>()?
+            }
             _ => return Err(bad("argument", flag)),
         }
     }
@@ -130,6 +157,65 @@ fn choose_ridge<K: KernelProgram + Clone>(
     Ok((best.0, best.2))
 }
 
+/// The approximate predictive variance of a Falkon fit on the test set: preparation
+/// (one more pass over K(X, C)) and evaluation timed, peak memory of both, and whether the
+/// test points of larger variance are more often misclassified.
+fn variance_run<K: KernelProgram + Clone>(
+    net: &Network<K>,
+    model: &infw::FalkonModel<K>,
+    x: &Array2<f64>,
+    data: &Dataset,
+    n: usize,
+    kind: KernelKind,
+) -> infw::Result<String> {
+    reset_peak();
+    let t = Instant::now();
+    let pb = bar(n as u64, format!("N = {n} {kind:?} variance"));
+    let post = model.uncertainty_with(x, |p| {
+        if let FalkonProgress::Kernel { rows_done, .. } = p {
+            pb.set_position(rows_done as u64);
+        }
+    })?;
+    pb.finish_and_clear();
+    let prepared = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let g = post.predict_with_uncertainty(&data.x_test, CovarianceMode::Diagonal)?;
+    let evaluated = t.elapsed().as_secs_f64();
+    let peak = peak_gb();
+    let var = g.gaussian.covariance.variances();
+    let prior = net
+        .kernel_diagonals(&data.x_test, infw::Want::NNGP)?
+        .nngp
+        .expect("requested");
+    // the relu kernels' Σ(x, x) grows with ‖x‖², so the variance is also read relative to it
+    let relative = &var / &prior;
+    // accuracy on the test points of the lower and the upper half of `score`
+    let halves = |score: &ndarray::Array1<f64>| -> infw::Result<(f64, f64)> {
+        let mut order: Vec<usize> = (0..score.len()).collect();
+        order.sort_by(|&a, &b| score[a].total_cmp(&score[b]));
+        let half = order.len() / 2;
+        let acc = |rows: &[usize]| {
+            let labels: Vec<usize> = rows.iter().map(|&i| data.y_test[i]).collect();
+            accuracy(
+                g.gaussian.mean.select(ndarray::Axis(0), rows).view(),
+                &labels,
+            )
+        };
+        Ok((100.0 * acc(&order[..half])?, 100.0 * acc(&order[half..])?))
+    };
+    let (low, high) = halves(&var)?;
+    let (rel_low, rel_high) = halves(&relative)?;
+    Ok(format!(
+        "| {n} | {kind:?} | {} | {prepared:.1} | {evaluated:.1} | {peak:.2} | {:.4e} | {:.4} | {:.4} | {low:.2} % / {high:.2} % | {rel_low:.2} % / {rel_high:.2} % | {} (largest {:.1e} of Σ(x, x)) |",
+        model.centre_rows().len(),
+        var.mean().unwrap_or(f64::NAN),
+        prior.mean().unwrap_or(f64::NAN),
+        relative.mean().unwrap_or(f64::NAN),
+        g.clamping.count,
+        g.clamping.largest
+    ))
+}
+
 fn main() -> infw::Result<()> {
     let args = parse_args()?;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist1d_70k");
@@ -161,7 +247,7 @@ fn main() -> infw::Result<()> {
         options.cache_bytes as f64 / 1e9
     );
     let mut ridges = Vec::new();
-    for kind in [KernelKind::Nngp, KernelKind::Ntk] {
+    for &kind in &args.kernels {
         let n = 4_000.min(x_all.nrows());
         let (ridge, rel) = choose_ridge(
             &net,
@@ -173,6 +259,7 @@ fn main() -> infw::Result<()> {
         println!("{kind:?}: ridge {ridge:.3e} ({rel:e} × mean diagonal), chosen at N = {n} on a held-out fifth");
         ridges.push((kind, ridge));
     }
+    let mut variances = Vec::new();
     println!(
         "\n| N | kernel | solver | test accuracy | time (s) | peak memory (GB) | CG iterations |"
     );
@@ -234,6 +321,17 @@ fn main() -> infw::Result<()> {
                     format!(" (not converged: {:.1e})", report.relative_residual)
                 }
             );
+            if args.variance {
+                variances.push(variance_run(&net, &model, &x, &data, n, kind)?);
+            }
+        }
+    }
+    if args.variance {
+        println!("\nApproximate predictive variance (Nyström through the fit's centres) on the {} test signals:\n", data.x_test.nrows());
+        println!("| N | kernel | M | preparation (s) | variances (s) | peak memory (GB) | mean variance | mean Σ(x, x) | mean variance / Σ(x, x) | accuracy, lower / upper half by variance | … by variance / Σ(x, x) | clamped |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for row in &variances {
+            println!("{row}");
         }
     }
     println!(

@@ -122,3 +122,152 @@ fn mnist1d_70k_loads_from_gzip() {
         "{counts:?}"
     );
 }
+
+#[test]
+fn every_input_a_centre_gives_the_exact_predictive_covariance_for_both_kernels() {
+    // C = X: the Nyström (DTC) GP posterior and the Nyström NTK ensemble reduce to the exact
+    // ones of KernelModel::predict_with_uncertainty (docs/math.md §5 "At scale"). Budget,
+    // relative to max prior variance: the jitter N·ε·max diag ≈ 1e-13 over λ = 1e-2 and
+    // ε·κ(K + λI) ≤ 2e-16·10³ per subtraction, ≈ 1e-11; asserted 1e-9. Observed: 3.7e-12
+    // (NNGP), 3.0e-12 (NTK), diagonal and full alike.
+    use infw::solve::CovarianceMode;
+    let (x, y, data) = digits(300);
+    let x_test = data.x_test.slice(s![..60, ..]).to_owned();
+    let net = infw::network! {
+        dense(512, w_std = 1.5, b_std = 0.1) relu
+        dense(512, w_std = 1.5, b_std = 0.1) relu
+    };
+    let options = FalkonOptions {
+        centres: 10_000,
+        tolerance: 1e-12,
+        block_rows: 97,
+        ..FalkonOptions::default()
+    };
+    for kind in [KernelKind::Nngp, KernelKind::Ntk] {
+        let exact = match kind {
+            KernelKind::Ntk => net.ntk_regression(&x, &y, 1e-2).unwrap(),
+            KernelKind::Nngp => net.nngp_regression(&x, &y, 1e-2).unwrap(),
+        };
+        let falkon = net.falkon_regression(kind, &x, &y, 1e-2, &options).unwrap();
+        let post = falkon.uncertainty(&x).unwrap();
+        for mode in [CovarianceMode::Diagonal, CovarianceMode::Full] {
+            let reference = exact.predict_with_uncertainty(&x_test, mode).unwrap();
+            let approx = post.predict_with_uncertainty(&x_test, mode).unwrap();
+            let (a, b) = (
+                approx.gaussian.covariance.variances(),
+                reference.covariance.variances(),
+            );
+            let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let err = (&a - &b).iter().fold(0.0f64, |m, v| m.max(v.abs())) / scale;
+            eprintln!("{kind:?} {mode:?}: variances, relative difference {err:e}");
+            assert!(err < 1e-9, "{kind:?} {mode:?}: variances {err:e}");
+            if let (Some(a), Some(b)) = (
+                approx.gaussian.covariance.full(),
+                reference.covariance.full(),
+            ) {
+                let err = (a - b).iter().fold(0.0f64, |m, v| m.max(v.abs())) / scale;
+                assert!(err < 1e-9, "{kind:?}: full covariance {err:e}");
+            }
+            let m = &approx.gaussian.mean - &reference.mean;
+            let scale = reference.mean.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(m.iter().all(|v| v.abs() < 1e-9 * scale), "{kind:?} mean");
+            assert_eq!(approx.clamping.count, 0);
+        }
+    }
+}
+
+#[test]
+fn fewer_centres_give_bounded_variances_and_the_models_mean() {
+    // M < N: the DTC variance lies in [0, Σ(x, x)] (exactly; rounding is clamped and
+    // counted), is above the exact posterior's on average (fewer basis functions explain
+    // less), and its mean is the Falkon prediction.
+    let (x, y, data) = digits(600);
+    let x_test = data.x_test.slice(s![..200, ..]).to_owned();
+    let net = infw::network! {
+        dense(512, w_std = 1.5, b_std = 0.1) relu
+        readout(w_std = 1.5, b_std = 0.1)
+    };
+    let options = FalkonOptions {
+        centres: 150,
+        block_rows: 128,
+        ..FalkonOptions::default()
+    };
+    let falkon = net
+        .falkon_regression(KernelKind::Nngp, &x, &y, 1e-3, &options)
+        .unwrap();
+    let post = falkon.uncertainty(&x).unwrap();
+    let (var, clamping) = post.variances(&x_test).unwrap();
+    let prior = net
+        .kernel_diagonals(&x_test, infw::Want::NNGP)
+        .unwrap()
+        .nngp
+        .unwrap();
+    assert!(var
+        .iter()
+        .zip(&prior)
+        .all(|(&v, &p)| v.is_finite() && v >= 0.0 && v <= p));
+    let g = post
+        .predict_with_uncertainty(&x_test, infw::solve::CovarianceMode::Diagonal)
+        .unwrap();
+    assert_eq!(g.gaussian.mean, falkon.predict(&x_test).unwrap());
+    assert_eq!(g.gaussian.covariance.variances(), var);
+    let exact = net
+        .nngp_regression(&x, &y, 1e-3)
+        .unwrap()
+        .predict_with_uncertainty(&x_test, infw::solve::CovarianceMode::Diagonal)
+        .unwrap()
+        .covariance
+        .variances();
+    eprintln!(
+        "digits NNGP, M = 150 of 600: mean variance {:.4} (exact {:.4}, prior {:.4}), {clamping:?}",
+        var.mean().unwrap(),
+        exact.mean().unwrap(),
+        prior.mean().unwrap()
+    );
+    assert!(var.mean().unwrap() > exact.mean().unwrap());
+    assert!(var.mean().unwrap() < prior.mean().unwrap());
+}
+
+#[test]
+fn uncertainty_rejects_other_training_inputs_and_bad_test_inputs() {
+    let (x, y, data) = digits(80);
+    let net = infw::network! { dense(64) relu };
+    let options = FalkonOptions {
+        centres: 20,
+        ..FalkonOptions::default()
+    };
+    let model = net
+        .falkon_regression(KernelKind::Nngp, &x, &y, 1e-3, &options)
+        .unwrap();
+    assert!(matches!(
+        model.uncertainty(&x.slice(s![..79, ..])),
+        Err(infw::Error::ShapeMismatch { .. })
+    ));
+    let mut other = x.clone();
+    let row = model.centre_rows()[3];
+    other[[row, 0]] += 1.0;
+    assert!(matches!(
+        model.uncertainty(&other),
+        Err(infw::Error::InvalidArgument {
+            name: "x_train",
+            ..
+        })
+    ));
+    let mut nan = x.clone();
+    nan[[5, 5]] = f64::NAN;
+    assert!(matches!(
+        model.uncertainty(&nan),
+        Err(infw::Error::NonFinite { .. })
+    ));
+    let post = model.uncertainty(&x).unwrap();
+    assert!(matches!(
+        post.variances(&data.x_test.slice(s![.., ..3])),
+        Err(infw::Error::ShapeMismatch { .. })
+    ));
+    let mut x_test = data.x_test.slice(s![..10, ..]).to_owned();
+    x_test[[2, 1]] = f64::INFINITY;
+    assert!(matches!(
+        post.variances(&x_test),
+        Err(infw::Error::NonFinite { .. })
+    ));
+}

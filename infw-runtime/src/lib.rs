@@ -46,7 +46,10 @@ pub use error::{Error, Result};
 pub use gram::{GramParams, KernelMatrices, MAX_BAND_ROWS};
 pub use infw_layers::UserActivation;
 pub use loss::Loss;
-pub use model::{FalkonModel, FlowModel, FunctionSpaceModel, KernelKind, KernelModel, LimitRule};
+pub use model::{
+    ApproximateGaussian, FalkonModel, FalkonUncertainty, FlowModel, FunctionSpaceModel, KernelKind,
+    KernelModel, LimitRule,
+};
 pub use network::{Network, TrainingInputs};
 pub use program::{AdamLimitProgram, KernelProgram, Want};
 #[doc(hidden)]

@@ -452,6 +452,7 @@ pub struct FalkonModel<K> {
     centres: Array2<f64>,
     centre_rows: Vec<usize>,
     block_rows: usize,
+    n_train: usize,
     solver: crate::solve::Falkon,
 }
 
@@ -483,6 +484,7 @@ impl<K: KernelProgram + Clone> FalkonModel<K> {
             centres,
             centre_rows,
             block_rows: options.block_rows,
+            n_train: x_train.nrows(),
             solver,
         })
     }
@@ -520,6 +522,204 @@ impl<K: KernelProgram + Clone> FalkonModel<K> {
     /// Which training rows were drawn as centres (sorted).
     pub fn centre_rows(&self) -> &[usize] {
         &self.centre_rows
+    }
+
+    /// Prepares the **approximate** predictive covariance through the same centres
+    /// (docs/math.md §5 "At scale", docs/scale.md): for the NNGP the GP posterior of the
+    /// Nyström (DTC) approximation with the ridge as noise, for the NTK the ensemble over
+    /// initialisations of the Nyström-trained network with Σ on the training set replaced
+    /// by its Nyström approximation. Both equal the exact
+    /// [`KernelModel::predict_with_uncertainty`] when every training input is a centre, and
+    /// their means are this model's predictions.
+    ///
+    /// `x_train` must be the fit's training inputs (checked: row count, and the centres at
+    /// their rows); the model does not keep them. Streams K(X, C) once more in blocks of the
+    /// fit's `block_rows` (the NTK: Θ and Σ), O(N·M²) flops, and keeps two M×M factors
+    /// (NNGP) or four M×M matrices (NTK); nothing N×N. Predicting needs nothing of this
+    /// unless asked: [`predict`](Self::predict) is unchanged.
+    pub fn uncertainty<S: Data<Elem = f64>>(
+        &self,
+        x_train: &ArrayBase<S, Ix2>,
+    ) -> Result<FalkonUncertainty<'_, K>> {
+        self.uncertainty_with(x_train, |_| {})
+    }
+
+    /// Like [`uncertainty`](Self::uncertainty), calling `progress` after every kernel block.
+    pub fn uncertainty_with<S: Data<Elem = f64>>(
+        &self,
+        x_train: &ArrayBase<S, Ix2>,
+        mut progress: impl FnMut(crate::solve::FalkonProgress),
+    ) -> Result<FalkonUncertainty<'_, K>> {
+        let x_train = x_train.view();
+        check_inputs(x_train, Some(self.centres.view()))?;
+        if x_train.nrows() != self.n_train {
+            return Err(Error::ShapeMismatch {
+                what: "rows of the training inputs (those of the Falkon fit)".into(),
+                expected: self.n_train,
+                found: x_train.nrows(),
+            });
+        }
+        if let Some((i, &row)) = self
+            .centre_rows
+            .iter()
+            .enumerate()
+            .find(|&(i, &row)| x_train.row(row) != self.centres.row(i))
+        {
+            return Err(Error::InvalidArgument {
+                name: "x_train",
+                value: format!("row {row}"),
+                reason: format!(
+                    "not the training inputs of the fit: centre {i} was drawn from row {row}, which differs"
+                ),
+            });
+        }
+        let centres = TrainingInputs::of(&self.centres);
+        let n = self.n_train;
+        let ridge = self.solver.ridge();
+        let inner = match self.kind {
+            KernelKind::Nngp => {
+                let k_cc = self.net.nngp(&self.centres, &self.centres)?;
+                let mut rows = |r: std::ops::Range<usize>| {
+                    let block = x_train.slice(ndarray::s![r, ..]);
+                    Ok(self
+                        .net
+                        .kernels(&block, centres, Want::NNGP)?
+                        .nngp
+                        .expect("requested"))
+                };
+                Uncertainty::Gp(crate::solve::NystromGp::new(
+                    &mut rows,
+                    k_cc,
+                    n,
+                    ridge,
+                    self.block_rows,
+                    &mut progress,
+                )?)
+            }
+            KernelKind::Ntk => {
+                let k_cc = self.net.kernels(&self.centres, centres, Want::NNGP_NTK)?;
+                let mut rows = |r: std::ops::Range<usize>| {
+                    let block = x_train.slice(ndarray::s![r, ..]);
+                    let k = self.net.kernels(&block, centres, Want::NNGP_NTK)?;
+                    Ok((k.ntk.expect("requested"), k.nngp.expect("requested")))
+                };
+                Uncertainty::Ntk(crate::solve::NystromNtkEnsemble::new(
+                    &mut rows,
+                    k_cc.ntk.expect("requested"),
+                    k_cc.nngp.expect("requested"),
+                    n,
+                    ridge,
+                    self.block_rows,
+                    &mut progress,
+                )?)
+            }
+        };
+        Ok(FalkonUncertainty { model: self, inner })
+    }
+}
+
+#[derive(Debug)]
+enum Uncertainty {
+    Gp(crate::solve::NystromGp),
+    Ntk(crate::solve::NystromNtkEnsemble),
+}
+
+/// The approximate predictive distribution of a [`FalkonModel`] (built by
+/// [`FalkonModel::uncertainty`]): mean = the model's predictions, covariance through the
+/// Nyström centres (**approximate**, docs/math.md §5 "At scale"), with the variances that
+/// rounding left outside their exact bounds clamped and counted.
+#[derive(Debug)]
+pub struct FalkonUncertainty<'a, K> {
+    model: &'a FalkonModel<K>,
+    inner: Uncertainty,
+}
+
+/// What [`FalkonUncertainty::predict_with_uncertainty`] returns: the Gaussian (mean T×C,
+/// covariance over the T test points shared by every output) and the clamping report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApproximateGaussian {
+    /// Mean and approximate covariance.
+    pub gaussian: crate::solve::Gaussian,
+    /// Variances moved onto their bounds against rounding (see [`crate::solve::Clamping`]).
+    pub clamping: crate::solve::Clamping,
+}
+
+impl<K: KernelProgram + Clone> FalkonUncertainty<'_, K> {
+    /// Mean and approximate covariance at `x`: the full T×T covariance
+    /// ([`CovarianceMode::Full`](crate::solve::CovarianceMode), one kernel block of all T
+    /// rows) or only the variances ([`CovarianceMode::Diagonal`](crate::solve::CovarianceMode),
+    /// in blocks of the fit's `block_rows`, O(block·M) memory). Errors: empty, non-finite
+    /// or wrongly shaped inputs (typed).
+    pub fn predict_with_uncertainty<S: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        mode: crate::solve::CovarianceMode,
+    ) -> Result<ApproximateGaussian> {
+        use crate::solve::{Clamping, Covariance, CovarianceMode, Gaussian};
+        let model = self.model;
+        check_inputs(x.view(), Some(model.centres.view()))?;
+        let t = x.nrows();
+        let block = match mode {
+            CovarianceMode::Full => t,
+            CovarianceMode::Diagonal => model.block_rows,
+        };
+        let mut mean = Array2::zeros((t, model.solver.coefficients().ncols()));
+        let mut variances = ndarray::Array1::zeros(t);
+        let mut full = None;
+        let mut clamping = Clamping::default();
+        let want = match self.inner {
+            Uncertainty::Gp(_) => Want::NNGP,
+            Uncertainty::Ntk(_) => Want::NNGP_NTK,
+        };
+        for start in (0..t).step_by(block) {
+            let end = (start + block).min(t);
+            let xb = x.slice(ndarray::s![start..end, ..]);
+            let k = model
+                .net
+                .kernels(&xb, TrainingInputs::of(&model.centres), want)?;
+            let k_tt = crate::solve::ensemble::nngp_test_test(&model.net, xb, mode)?;
+            let nngp = k.nngp.expect("requested");
+            let (cov, c) = match &self.inner {
+                Uncertainty::Gp(gp) => {
+                    mean.slice_mut(ndarray::s![start..end, ..])
+                        .assign(&model.solver.predict(nngp.view())?);
+                    gp.covariance(nngp.view(), k_tt.view())?
+                }
+                Uncertainty::Ntk(ens) => {
+                    let ntk = k.ntk.expect("requested");
+                    mean.slice_mut(ndarray::s![start..end, ..])
+                        .assign(&model.solver.predict(ntk.view())?);
+                    ens.covariance(ntk.view(), nngp.view(), k_tt.view())?
+                }
+            };
+            clamping.merge(c);
+            match cov {
+                Covariance::Full(c) => full = Some(c),
+                Covariance::Diagonal(v) => variances.slice_mut(ndarray::s![start..end]).assign(&v),
+            }
+        }
+        let covariance = match (mode, full) {
+            (CovarianceMode::Full, Some(c)) => Covariance::Full(c),
+            _ => Covariance::Diagonal(variances),
+        };
+        Ok(ApproximateGaussian {
+            gaussian: Gaussian { mean, covariance },
+            clamping,
+        })
+    }
+
+    /// Only the approximate variances at `x` (one per row), in blocks, with the clamping
+    /// report: [`predict_with_uncertainty`](Self::predict_with_uncertainty) in
+    /// [`CovarianceMode::Diagonal`](crate::solve::CovarianceMode).
+    pub fn variances<S: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+    ) -> Result<(ndarray::Array1<f64>, crate::solve::Clamping)> {
+        let p = self.predict_with_uncertainty(x, crate::solve::CovarianceMode::Diagonal)?;
+        match p.gaussian.covariance {
+            crate::solve::Covariance::Diagonal(v) => Ok((v, p.clamping)),
+            full => Ok((full.variances(), p.clamping)),
+        }
     }
 }
 

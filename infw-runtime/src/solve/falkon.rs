@@ -17,6 +17,7 @@
 //! blocks of K(X, C) as [`FalkonOptions::cache_bytes`] allows; the blocks not kept are
 //! recomputed in every iteration (time traded for memory).
 
+use super::predictive::{Covariance, TestTestKernel};
 use crate::error::{Error, Result};
 use faer::linalg::matmul::matmul;
 use faer::linalg::solvers::Llt;
@@ -24,7 +25,7 @@ use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
 };
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2};
 use std::ops::Range;
 
 /// The approximation's parameters, with defaults chosen on mnist1d_70k (docs/scale.md).
@@ -155,7 +156,7 @@ pub struct Falkon {
     report: FalkonReport,
 }
 
-/// Source of training-kernel blocks: K(X[rows], C), rows.len() × M.
+/// Source of training-kernel blocks: K(X\[rows\], C), rows.len() × M.
 pub type KernelRows<'a> = dyn FnMut(Range<usize>) -> Result<Array2<f64>> + 'a;
 
 /// H·v for the M×C block v: K_CX (K_XC v), accumulated over kernel blocks; the first blocks
@@ -172,20 +173,8 @@ struct NormalOperator<'a, 'b> {
 
 impl NormalOperator<'_, '_> {
     fn block(&mut self, range: Range<usize>) -> Result<Array2<f64>> {
-        let len = range.len();
         let k = (self.rows)(range.clone())?;
-        if k.dim() != (len, self.m) {
-            return Err(Error::ShapeMismatch {
-                what: format!(
-                    "kernel block of training rows {}..{} (rows × centres {len} × {})",
-                    range.start, range.end, self.m
-                ),
-                expected: len * self.m,
-                found: k.len(),
-            });
-        }
-        crate::validate::check_matrix("kernel block K(X, C)", k.view())?;
-        Ok(k.as_standard_layout().into_owned())
+        checked_block(k, range, self.m, "kernel block K(X, C)")
     }
 
     /// Rows of K(X, C) held in memory.
@@ -233,6 +222,45 @@ impl NormalOperator<'_, '_> {
     }
 }
 
+/// A kernel block of training rows `range` against M centres, checked (shape, finite) and in
+/// standard layout.
+fn checked_block(
+    k: Array2<f64>,
+    range: Range<usize>,
+    m: usize,
+    what: &'static str,
+) -> Result<Array2<f64>> {
+    let len = range.len();
+    if k.dim() != (len, m) {
+        return Err(Error::ShapeMismatch {
+            what: format!(
+                "{what} of training rows {}..{} (rows × centres {len} × {m})",
+                range.start, range.end
+            ),
+            expected: len * m,
+            found: k.len(),
+        });
+    }
+    crate::validate::check_matrix(what, k.view())?;
+    Ok(k.as_standard_layout().into_owned())
+}
+
+/// The Cholesky factor L of K(C, C) + jitter·I with Falkon's jitter M·ε·max diag: centres
+/// may coincide or K(C, C) be numerically singular; the jitter makes the factor exist and
+/// moves the solution by O(λ·M·ε) relatively. Consumes K(C, C) (memory).
+fn jittered_cholesky(k_cc: Array2<f64>, name: &str) -> Result<Llt<f64>> {
+    let m = k_cc.nrows();
+    let max_diag = (0..m).map(|i| k_cc[[i, i]]).fold(0.0f64, f64::max);
+    let jitter = m as f64 * f64::EPSILON * max_diag.max(f64::MIN_POSITIVE);
+    let symmetric = super::check::symmetric_faer(k_cc.view(), jitter);
+    drop(k_cc);
+    symmetric
+        .llt(Side::Lower)
+        .map_err(|e| Error::NotPositiveDefinite {
+            detail: format!("Cholesky of {name} + {jitter:e}·I failed: {e:?}"),
+        })
+}
+
 /// A standard-layout ndarray matrix as a faer view (no copy).
 fn row_major(a: ArrayView2<'_, f64>) -> MatRef<'_, f64> {
     let (r, c) = a.dim();
@@ -266,18 +294,7 @@ impl Preconditioner {
     /// Consumes K(C, C) so that at most three M×M matrices are alive at once.
     fn new(k_cc: Array2<f64>, n: usize, ridge: f64) -> Result<Self> {
         let m = k_cc.nrows();
-        let max_diag = (0..m).map(|i| k_cc[[i, i]]).fold(0.0f64, f64::max);
-        // Falkon's jitter: centres may coincide or K_CC be numerically singular; M·ε·max
-        // diag makes the factor exist and moves the solution by O(λ·M·ε) relatively.
-        let jitter = m as f64 * f64::EPSILON * max_diag.max(f64::MIN_POSITIVE);
-        let symmetric = super::check::symmetric_faer(k_cc.view(), jitter);
-        drop(k_cc);
-        let l = symmetric
-            .llt(Side::Lower)
-            .map_err(|e| Error::NotPositiveDefinite {
-                detail: format!("Cholesky of K(C, C) + {jitter:e}·I failed: {e:?}"),
-            })?;
-        drop(symmetric);
+        let l = jittered_cholesky(k_cc, "K(C, C)")?;
         // TTᵀ = Lᵀ L
         let mut a = Mat::<f64>::zeros(m, m);
         matmul(
@@ -352,7 +369,7 @@ fn column_dots(a: &Mat<f64>, b: &Mat<f64>) -> Vec<f64> {
 impl Falkon {
     /// Fits α from kernel blocks of the training set against the centres.
     ///
-    /// * `rows(range)` returns K(X[range], C) (range.len() × M, finite);
+    /// * `rows(range)` returns K(X\[range\], C) (range.len() × M, finite);
     /// * `k_cc` is K(C, C) (M×M, symmetric; consumed to bound memory), `y` the targets (N×C), `ridge` λ > 0 the same
     ///   absolute ridge as [`KernelRegression`](super::KernelRegression);
     /// * `progress` is called after every kernel block pass and every iteration.
@@ -528,6 +545,434 @@ impl Falkon {
     /// How the solve ended (iterations, residual, convergence).
     pub fn report(&self) -> &FalkonReport {
         &self.report
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Approximate predictive variance through the same centres (docs/math.md §5 "At scale").
+// ---------------------------------------------------------------------------------------
+
+/// Kernel blocks for the NTK ensemble's variance: (Θ(X\[rows\], C), Σ(X\[rows\], C)), each
+/// rows.len() × M.
+pub type KernelRowPairs<'a> = dyn FnMut(Range<usize>) -> Result<(Array2<f64>, Array2<f64>)> + 'a;
+
+/// How many approximate variances rounding left outside the bounds the exact formula
+/// guarantees, and how far: each such variance is clamped onto the bound (0 below; for the
+/// GP also k(x, x) above), so no variance is negative and none is NaN. The off-diagonal
+/// entries of a full covariance are never changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Clamping {
+    /// Variances moved onto a bound.
+    pub count: usize,
+    /// The largest move, relative to the prior variance Σ(x, x) of its point (0 if none).
+    pub largest: f64,
+}
+
+impl Clamping {
+    /// `v` clamped into [0, upper]; errors on a non-finite `v` (never expected from finite
+    /// inputs, but never returned either).
+    fn clamp(&mut self, v: f64, prior: f64, upper: f64, index: usize) -> Result<f64> {
+        if !v.is_finite() {
+            return Err(Error::NonFinite {
+                what: "approximate predictive variance".into(),
+                row: index,
+                col: index,
+                value: v,
+            });
+        }
+        let c = v.clamp(0.0, upper);
+        if c != v {
+            self.count += 1;
+            self.largest = self
+                .largest
+                .max((c - v).abs() / prior.abs().max(f64::MIN_POSITIVE));
+        }
+        Ok(c)
+    }
+
+    /// Adds the counts of another batch of test points.
+    pub fn merge(&mut self, other: Clamping) {
+        self.count += other.count;
+        self.largest = self.largest.max(other.largest);
+    }
+}
+
+/// A checked block (rows × M, standard layout) whitened in its own memory: on return its
+/// buffer, read as an M × rows column-major matrix, holds L⁻¹ Kᵀ.
+fn whiten(l: &Llt<f64>, mut k: Array2<f64>) -> Array2<f64> {
+    let (rows, m) = k.dim();
+    let slice = k.as_slice_mut().expect("standard layout");
+    solve_lower_triangular_in_place(
+        l.L(),
+        MatMut::from_column_major_slice_mut(slice, m, rows),
+        Par::rayon(0),
+    );
+    k
+}
+
+/// The M × rows column-major matrix a whitened block holds (no copy).
+fn whitened(v: &Array2<f64>) -> MatRef<'_, f64> {
+    MatRef::from_column_major_slice(v.as_slice().expect("standard layout"), v.ncols(), v.nrows())
+}
+
+/// L⁻¹ K(C, X*) for a test block K(X*, C) (T × M), as an M × T faer matrix.
+fn whiten_test(l: &Llt<f64>, k: ArrayView2<f64>) -> Mat<f64> {
+    let mut v = Mat::from_fn(k.ncols(), k.nrows(), |i, j| k[[j, i]]);
+    solve_lower_triangular_in_place(l.L(), v.as_mut(), Par::rayon(0));
+    v
+}
+
+/// The arguments every variance preparation shares.
+fn check_preparation(n: usize, m: usize, ridge: f64, block_rows: usize) -> Result<()> {
+    if !(ridge.is_finite() && ridge > 0.0) {
+        return Err(Error::InvalidArgument {
+            name: "ridge",
+            value: ridge.to_string(),
+            reason: "the Nyström variance needs a finite, positive ridge".into(),
+        });
+    }
+    if block_rows == 0 {
+        return Err(Error::InvalidArgument {
+            name: "block_rows",
+            value: "0".into(),
+            reason: "a kernel block needs at least one row".into(),
+        });
+    }
+    if m > n {
+        return Err(Error::ShapeMismatch {
+            what: "centres (at most one per training example)".into(),
+            expected: n,
+            found: m,
+        });
+    }
+    Ok(())
+}
+
+fn check_centre_kernel(name: &'static str, k_cc: ArrayView2<f64>) -> Result<()> {
+    super::check::non_empty(name, k_cc)?;
+    super::check::dim(
+        &format!("{name} must be square: columns"),
+        k_cc.nrows(),
+        k_cc.ncols(),
+    )?;
+    super::check::finite(name, k_cc)?;
+    super::check::symmetric(name, k_cc)
+}
+
+fn check_test_centres(name: &'static str, k: ArrayView2<f64>, m: usize) -> Result<()> {
+    super::check::non_empty(name, k)?;
+    super::check::dim(&format!("columns of {name} (one per centre)"), m, k.ncols())?;
+    super::check::finite(name, k)
+}
+
+/// G + λI = R Rᵀ for the lower triangle of G.
+fn ridge_cholesky(mut g: Mat<f64>, ridge: f64, name: &str) -> Result<Llt<f64>> {
+    for i in 0..g.nrows() {
+        g[(i, i)] += ridge;
+    }
+    g.llt(Side::Lower).map_err(|e| Error::NotPositiveDefinite {
+        detail: format!("Cholesky of {name} + λI failed: {e:?}"),
+    })
+}
+
+/// g (lower triangle) += V Vᵀ for V M × rows.
+fn add_gram_lower(g: &mut Mat<f64>, v: MatRef<'_, f64>) {
+    faer::linalg::matmul::triangular::matmul(
+        g.as_mut(),
+        faer::linalg::matmul::triangular::BlockStructure::TriangularLower,
+        Accum::Add,
+        v,
+        faer::linalg::matmul::triangular::BlockStructure::Rectangular,
+        v.transpose(),
+        faer::linalg::matmul::triangular::BlockStructure::Rectangular,
+        1.0,
+        Par::rayon(0),
+    );
+}
+
+fn column_sq_norms(v: &Mat<f64>) -> Vec<f64> {
+    (0..v.ncols())
+        .map(|j| (0..v.nrows()).map(|i| v[(i, j)] * v[(i, j)]).sum())
+        .collect()
+}
+
+/// Σ** − VᵀV + c·WᵀW as a symmetric T × T matrix, the diagonal clamped into [0, upper(j)].
+fn full_covariance(
+    k_test_test: ArrayView2<f64>,
+    v: &Mat<f64>,
+    w: &Mat<f64>,
+    c: f64,
+    upper: impl Fn(f64) -> f64,
+) -> Result<(Covariance, Clamping)> {
+    let t = v.ncols();
+    let mut q = Mat::<f64>::zeros(t, t);
+    matmul(
+        q.as_mut(),
+        Accum::Replace,
+        v.transpose(),
+        v.as_ref(),
+        -1.0,
+        Par::rayon(0),
+    );
+    matmul(
+        q.as_mut(),
+        Accum::Add,
+        w.transpose(),
+        w.as_ref(),
+        c,
+        Par::rayon(0),
+    );
+    let mut out = Array2::from_shape_fn((t, t), |(i, j)| {
+        k_test_test[[i, j]] + 0.5 * (q[(i, j)] + q[(j, i)])
+    });
+    let mut clamping = Clamping::default();
+    for j in 0..t {
+        let prior = k_test_test[[j, j]];
+        out[[j, j]] = clamping.clamp(out[[j, j]], prior, upper(prior), j)?;
+    }
+    Ok((Covariance::Full(out), clamping))
+}
+
+/// The NNGP's approximate predictive covariance through M Nyström centres: the GP
+/// posterior of the deterministic training conditional (DTC; Seeger, Williams & Lawrence
+/// 2003; Quiñonero-Candela & Rasmussen 2005) with the ridge λ as noise variance, whose mean
+/// is exactly the Nyström/Falkon regression K(x, C) α (docs/math.md §5 "At scale"):
+///
+/// ```text
+/// var(x) = k(x,x) − k_xC K_CC⁻¹ k_Cx + λ k_xC (K_CX K_XC + λ K_CC)⁻¹ k_Cx
+/// ```
+///
+/// **Approximate**: it equals the exact posterior variance k(x,x) − k_xX (K + λI)⁻¹ k_Xx
+/// when every training input is a centre (C = X), and otherwise is the posterior of the
+/// prior whose training-set covariance is replaced by K_XC K_CC⁻¹ K_CX. It lies in
+/// [0, k(x, x)] exactly; rounding outside is clamped and counted ([`Clamping`]).
+///
+/// Kept: two M×M Cholesky factors, L of K_CC + jitter (Falkon's) and R of
+/// A Aᵀ + λI with A = L⁻¹ K_CX; var(x) = k(x,x) − ‖L⁻¹k_Cx‖² + λ‖R⁻¹L⁻¹k_Cx‖².
+/// Preparing it streams the N × M kernel once in blocks (N·M² + N·M² flops: one
+/// triangular solve and one symmetric rank-update per block); nothing N × N is formed.
+#[derive(Debug)]
+pub struct NystromGp {
+    l: Llt<f64>,
+    r: Llt<f64>,
+    ridge: f64,
+}
+
+impl NystromGp {
+    /// Prepares the covariance from kernel blocks `rows(range)` = K(X\[range\], C)
+    /// (range.len() × M, finite; called once per block of `block_rows` rows, in order),
+    /// `k_cc` = K(C, C) (M×M, symmetric; consumed), N training examples and the fit's ridge
+    /// λ > 0. `progress` receives one [`FalkonProgress::Kernel`] event per block.
+    pub fn new(
+        rows: &mut KernelRows<'_>,
+        k_cc: Array2<f64>,
+        n: usize,
+        ridge: f64,
+        block_rows: usize,
+        progress: &mut dyn FnMut(FalkonProgress),
+    ) -> Result<Self> {
+        check_centre_kernel("k_cc", k_cc.view())?;
+        let m = k_cc.nrows();
+        check_preparation(n, m, ridge, block_rows)?;
+        let l = jittered_cholesky(k_cc, "K(C, C)")?;
+        let mut g = Mat::<f64>::zeros(m, m);
+        for start in (0..n).step_by(block_rows) {
+            let end = (start + block_rows).min(n);
+            let k = checked_block((rows)(start..end)?, start..end, m, "kernel block K(X, C)")?;
+            let v = whiten(&l, k);
+            add_gram_lower(&mut g, whitened(&v));
+            progress(FalkonProgress::Kernel {
+                rows_done: end,
+                rows: n,
+            });
+        }
+        let r = ridge_cholesky(g, ridge, "L⁻¹ K_CX K_XC L⁻ᵀ")?;
+        Ok(NystromGp { l, r, ridge })
+    }
+
+    /// The approximate covariance over test points from K(X*, C) (T × M) and Σ(X*, X*) in
+    /// full (T × T) or its diagonal (T): [`Covariance::Full`] or [`Covariance::Diagonal`]
+    /// accordingly, with the variances clamped into [0, k(x, x)] and the clamps counted.
+    pub fn covariance(
+        &self,
+        k_test_centres: ArrayView2<f64>,
+        k_test_test: TestTestKernel<'_>,
+    ) -> Result<(Covariance, Clamping)> {
+        check_test_centres("k_test_centres", k_test_centres, self.centres())?;
+        super::predictive::check_test_test(&k_test_test, k_test_centres.nrows())?;
+        let v = whiten_test(&self.l, k_test_centres);
+        let mut w = v.clone();
+        solve_lower_triangular_in_place(self.r.L(), w.as_mut(), Par::rayon(0));
+        match k_test_test {
+            TestTestKernel::Full(k) => full_covariance(k, &v, &w, self.ridge, |p| p),
+            TestTestKernel::Diagonal(k) => {
+                let (vv, ww) = (column_sq_norms(&v), column_sq_norms(&w));
+                let mut clamping = Clamping::default();
+                let var = (0..k.len())
+                    .map(|j| {
+                        let raw = k[j] - vv[j] + self.ridge * ww[j];
+                        clamping.clamp(raw, k[j], k[j], j)
+                    })
+                    .collect::<Result<Array1<f64>>>()?;
+                Ok((Covariance::Diagonal(var), clamping))
+            }
+        }
+    }
+
+    /// Number M of centres.
+    pub fn centres(&self) -> usize {
+        self.l.L().nrows()
+    }
+
+    /// The ridge λ (the noise variance of the posterior).
+    pub fn ridge(&self) -> f64 {
+        self.ridge
+    }
+}
+
+/// The NTK ensemble's approximate predictive covariance through M Nyström centres
+/// (docs/math.md §5 "At scale"): networks trained to t = ∞ from f₀ ~ GP(0, Σ) by the
+/// Nyström-restricted regression of Falkon, whose trained function is
+/// f(x) = f₀(x) + β_x (Y − f₀(X)) with the Nyström smoother β_x = Θ_xC H⁻¹ Θ_CX,
+/// H = Θ_CX Θ_XC + λ Θ_CC (its mean β_x Y is the Falkon NTK regression). Its covariance
+///
+/// ```text
+/// Σ(x, x′) − β_x Σ_Xx′ − β_x′ Σ_Xx + β_x Σ_XX β_x′ᵀ
+/// ```
+///
+/// is evaluated with Σ on the training set replaced by its Nyström approximation through
+/// the same centres, Σ_XC Σ_CC⁻¹ Σ_CX (Σ(x, x′) itself is exact). **Approximate**; equal to
+/// the exact ensemble covariance ([`super::KernelRegression::ntk_ensemble`]) when C = X.
+///
+/// In whitened form (Θ_CC = L_Θ L_Θᵀ, Σ_CC = L_Σ L_Σᵀ, A_Θ = L_Θ⁻¹ Θ_CX, A_Σ = L_Σ⁻¹ Σ_CX,
+/// B = A_Θ A_Θᵀ + λI, S = A_Σ A_Θᵀ): with w = L_Σ⁻¹ Σ_Cx and z = S B⁻¹ L_Θ⁻¹ Θ_Cx,
+/// var(x) = (Σ(x, x) − ‖w‖²) + ‖z − w‖², non-negative by construction (clamped at 0
+/// against rounding). Kept: four M×M matrices (L_Θ, L_Σ, the factor of B, S); preparing
+/// streams both N × M kernels once (about 5·N·M² flops), nothing N × N.
+#[derive(Debug)]
+pub struct NystromNtkEnsemble {
+    l_ntk: Llt<f64>,
+    l_nngp: Llt<f64>,
+    b: Llt<f64>,
+    s: Mat<f64>,
+    ridge: f64,
+}
+
+impl NystromNtkEnsemble {
+    /// Prepares the covariance from kernel blocks `rows(range)` = (Θ(X\[range\], C),
+    /// Σ(X\[range\], C)), `ntk_cc` = Θ(C, C) and `nngp_cc` = Σ(C, C) (M×M, symmetric;
+    /// consumed), N training examples and the fit's ridge λ > 0 on Θ.
+    pub fn new(
+        rows: &mut KernelRowPairs<'_>,
+        ntk_cc: Array2<f64>,
+        nngp_cc: Array2<f64>,
+        n: usize,
+        ridge: f64,
+        block_rows: usize,
+        progress: &mut dyn FnMut(FalkonProgress),
+    ) -> Result<Self> {
+        check_centre_kernel("ntk_cc", ntk_cc.view())?;
+        check_centre_kernel("nngp_cc", nngp_cc.view())?;
+        let m = ntk_cc.nrows();
+        super::check::dim("rows of nngp_cc (one per centre)", m, nngp_cc.nrows())?;
+        check_preparation(n, m, ridge, block_rows)?;
+        let l_ntk = jittered_cholesky(ntk_cc, "Θ(C, C)")?;
+        let l_nngp = jittered_cholesky(nngp_cc, "Σ(C, C)")?;
+        let mut g = Mat::<f64>::zeros(m, m);
+        let mut s = Mat::<f64>::zeros(m, m);
+        for start in (0..n).step_by(block_rows) {
+            let end = (start + block_rows).min(n);
+            let (theta, sigma) = (rows)(start..end)?;
+            let a_ntk = whiten(
+                &l_ntk,
+                checked_block(theta, start..end, m, "NTK kernel block Θ(X, C)")?,
+            );
+            let a_nngp = whiten(
+                &l_nngp,
+                checked_block(sigma, start..end, m, "NNGP kernel block Σ(X, C)")?,
+            );
+            let (a_ntk, a_nngp) = (whitened(&a_ntk), whitened(&a_nngp));
+            add_gram_lower(&mut g, a_ntk);
+            matmul(
+                s.as_mut(),
+                Accum::Add,
+                a_nngp,
+                a_ntk.transpose(),
+                1.0,
+                Par::rayon(0),
+            );
+            progress(FalkonProgress::Kernel {
+                rows_done: end,
+                rows: n,
+            });
+        }
+        let b = ridge_cholesky(g, ridge, "L_Θ⁻¹ Θ_CX Θ_XC L_Θ⁻ᵀ")?;
+        Ok(NystromNtkEnsemble {
+            l_ntk,
+            l_nngp,
+            b,
+            s,
+            ridge,
+        })
+    }
+
+    /// The approximate covariance over test points from Θ(X*, C), Σ(X*, C) (both T × M)
+    /// and Σ(X*, X*) in full or its diagonal; variances clamped at 0 and counted.
+    pub fn covariance(
+        &self,
+        ntk_test_centres: ArrayView2<f64>,
+        nngp_test_centres: ArrayView2<f64>,
+        nngp_test_test: TestTestKernel<'_>,
+    ) -> Result<(Covariance, Clamping)> {
+        let m = self.centres();
+        check_test_centres("ntk_test_centres", ntk_test_centres, m)?;
+        check_test_centres("nngp_test_centres", nngp_test_centres, m)?;
+        super::check::dim(
+            "rows of nngp_test_centres (one per test point, as ntk_test_centres)",
+            ntk_test_centres.nrows(),
+            nngp_test_centres.nrows(),
+        )?;
+        super::predictive::check_test_test(&nngp_test_test, ntk_test_centres.nrows())?;
+        let mut u = whiten_test(&self.l_ntk, ntk_test_centres);
+        solve_lower_triangular_in_place(self.b.L(), u.as_mut(), Par::rayon(0));
+        solve_upper_triangular_in_place(self.b.L().transpose(), u.as_mut(), Par::rayon(0));
+        let w = whiten_test(&self.l_nngp, nngp_test_centres);
+        // d = z − w = S B⁻¹ v − w
+        let mut d = Mat::<f64>::zeros(m, u.ncols());
+        matmul(
+            d.as_mut(),
+            Accum::Replace,
+            self.s.as_ref(),
+            u.as_ref(),
+            1.0,
+            Par::rayon(0),
+        );
+        for j in 0..d.ncols() {
+            for i in 0..m {
+                d[(i, j)] -= w[(i, j)];
+            }
+        }
+        match nngp_test_test {
+            TestTestKernel::Full(k) => full_covariance(k, &w, &d, 1.0, |_| f64::INFINITY),
+            TestTestKernel::Diagonal(k) => {
+                let (ww, dd) = (column_sq_norms(&w), column_sq_norms(&d));
+                let mut clamping = Clamping::default();
+                let var = (0..k.len())
+                    .map(|j| clamping.clamp(k[j] - ww[j] + dd[j], k[j], f64::INFINITY, j))
+                    .collect::<Result<Array1<f64>>>()?;
+                Ok((Covariance::Diagonal(var), clamping))
+            }
+        }
+    }
+
+    /// Number M of centres.
+    pub fn centres(&self) -> usize {
+        self.l_ntk.L().nrows()
+    }
+
+    /// The ridge λ on Θ.
+    pub fn ridge(&self) -> f64 {
+        self.ridge
     }
 }
 
@@ -831,6 +1276,378 @@ mod tests {
         let big = spd(40, 0.5, 18);
         let mut rows = |r: Range<usize>| Ok(Array2::zeros((r.len(), 40)));
         let r = Falkon::fit(&mut rows, big, y.view(), 1e-2, &o, &mut |_| {});
+        assert!(matches!(r, Err(Error::ShapeMismatch { .. })), "{r:?}");
+    }
+
+    // ---- approximate predictive variance ------------------------------------------------
+
+    /// The Laplace kernel on n + t points and its Σ-like companion exp(−‖x − x′‖²/8) + 0.1
+    /// (a different positive-definite kernel, standing in for Σ beside Θ), split into
+    /// train (first n) and test (last t) blocks.
+    struct Split {
+        train: Array2<f64>,
+        test_train: Array2<f64>,
+        test_test: Array2<f64>,
+    }
+
+    fn split(k: &Array2<f64>, n: usize) -> Split {
+        Split {
+            train: k.slice(s![..n, ..n]).to_owned(),
+            test_train: k.slice(s![n.., ..n]).to_owned(),
+            test_test: k.slice(s![n.., n..]).to_owned(),
+        }
+    }
+
+    fn kernels(n: usize, seed: u64) -> (Array2<f64>, Array2<f64>) {
+        let x = gaussian(n, 3, seed);
+        let lap = Array2::from_shape_fn((n, n), |(i, j)| {
+            let d = &x.row(i) - &x.row(j);
+            (-d.dot(&d).sqrt()).exp()
+        });
+        let other = Array2::from_shape_fn((n, n), |(i, j)| {
+            let d = &x.row(i) - &x.row(j);
+            (-d.dot(&d) / 8.0).exp() + 0.1
+        });
+        (lap, other)
+    }
+
+    fn gp_on(k: &Split, idx: &[usize], ridge: f64, block_rows: usize) -> Result<NystromGp> {
+        let k_xc = k.train.select(Axis(1), idx);
+        let k_cc = k_xc.select(Axis(0), idx);
+        let mut rows = |r: Range<usize>| Ok(k_xc.slice(s![r, ..]).to_owned());
+        NystromGp::new(
+            &mut rows,
+            k_cc,
+            k.train.nrows(),
+            ridge,
+            block_rows,
+            &mut |_| {},
+        )
+    }
+
+    fn ntk_on(
+        theta: &Split,
+        sigma: &Split,
+        idx: &[usize],
+        ridge: f64,
+    ) -> Result<NystromNtkEnsemble> {
+        let t_xc = theta.train.select(Axis(1), idx);
+        let s_xc = sigma.train.select(Axis(1), idx);
+        let (t_cc, s_cc) = (t_xc.select(Axis(0), idx), s_xc.select(Axis(0), idx));
+        let mut rows = |r: Range<usize>| {
+            Ok((
+                t_xc.slice(s![r.clone(), ..]).to_owned(),
+                s_xc.slice(s![r, ..]).to_owned(),
+            ))
+        };
+        NystromNtkEnsemble::new(
+            &mut rows,
+            t_cc,
+            s_cc,
+            theta.train.nrows(),
+            ridge,
+            13,
+            &mut |_| {},
+        )
+    }
+
+    fn diag_of(c: &Covariance) -> ndarray::Array1<f64> {
+        c.variances()
+    }
+
+    fn max_abs_diff(a: &ndarray::Array1<f64>, b: &ndarray::Array1<f64>) -> f64 {
+        a.iter()
+            .zip(b)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+    }
+
+    #[test]
+    fn every_input_a_centre_gives_the_exact_gp_posterior_variance() {
+        // C = X: k − k K⁻¹ k + λ k K⁻¹(K + λI)⁻¹ k = k − k (K + λI)⁻¹ k, since
+        // K⁻¹ − λK⁻¹(K + λI)⁻¹ = K⁻¹(K + λI − λI)(K + λI)⁻¹ (docs/math.md §5 "At scale").
+        // Budget, relative to max k(x, x) = 1 (the scale the variances are read on): the
+        // jitter δ = N·ε·max diag ≈ 2e-14 moves the result by O(δ/λ) ≈ 2e-12, as it moves the
+        // regression coefficients (all_centres_is_exact_kernel_regression), and each of the
+        // subtractions costs ε·κ(K + λI)·k ≲ 2e-16·10³; asserted 1e-9 (≥ 100× margin).
+        // Observed: 9.5e-15 (diagonal), 1.0e-14 (full).
+        let (n, t, ridge) = (80, 25, 1e-2);
+        let (lap, _) = kernels(n + t, 21);
+        let k = split(&lap, n);
+        let idx: Vec<usize> = (0..n).collect();
+        let gp = gp_on(&k, &idx, ridge, 17).unwrap();
+        let y = gaussian(n, 1, 22);
+        let exact = KernelRegression::fit(k.train.view(), y.view(), ridge).unwrap();
+        let diag = k.test_test.diag().to_owned();
+        let reference = exact
+            .gp_posterior(k.test_train.view(), TestTestKernel::Diagonal(diag.view()))
+            .unwrap()
+            .covariance
+            .variances();
+        let k_tc = k.test_train.select(Axis(1), &idx);
+        let (approx, clamping) = gp
+            .covariance(k_tc.view(), TestTestKernel::Diagonal(diag.view()))
+            .unwrap();
+        let err = max_abs_diff(&diag_of(&approx), &reference);
+        eprintln!("observed GP, C = X diagonal: {err:e}");
+        assert!(err < 1e-9, "diagonal: {err:e}");
+        assert_eq!(clamping.count, 0);
+        // the full covariance, and its diagonal against the diagonal route
+        let full_ref = exact
+            .gp_posterior(
+                k.test_train.view(),
+                TestTestKernel::Full(k.test_test.view()),
+            )
+            .unwrap()
+            .covariance;
+        let (full, _) = gp
+            .covariance(k_tc.view(), TestTestKernel::Full(k.test_test.view()))
+            .unwrap();
+        let err = rel_err(full.full().unwrap().view(), full_ref.full().unwrap().view());
+        eprintln!("observed GP, C = X full: {err:e}");
+        assert!(err < 1e-9, "full: {err:e}");
+        assert!(max_abs_diff(&full.variances(), &diag_of(&approx)) < 1e-12);
+    }
+
+    /// The DTC variance by Gaussian elimination (shares no code with NystromGp).
+    fn dense_dtc(k: &Split, idx: &[usize], ridge: f64) -> ndarray::Array1<f64> {
+        let k_xc = k.train.select(Axis(1), idx);
+        let k_cc = k_xc.select(Axis(0), idx);
+        let k_tc = k.test_train.select(Axis(1), idx);
+        let h = k_xc.t().dot(&k_xc) + ridge * &k_cc;
+        let q = dense_solve(k_cc.view(), k_tc.t());
+        let p = dense_solve(h.view(), k_tc.t());
+        let mut var = k.test_test.diag().to_owned();
+        for j in 0..var.len() {
+            var[j] += -k_tc.row(j).dot(&q.column(j)) + ridge * k_tc.row(j).dot(&p.column(j));
+        }
+        var
+    }
+
+    #[test]
+    fn fewer_centres_give_the_dense_dtc_variance_within_bounds() {
+        // Reference: the DTC formula by Gaussian elimination on K_CC and H = K_CX K_XC + λK_CC
+        // (no Cholesky, no whitening, no jitter). Both routes lose O(ε·κ(K_CC)) in the
+        // subtraction k − k K_CC⁻¹ k and the reference O(ε·κ(H)) in λ k H⁻¹ k, while the
+        // jitter moves ours by O(δ/λ) ≈ 1e-14/1e-3; for M = 60 Laplace centres these stay
+        // far below 1e-9 of max k(x, x) = 1, the bound asserted. Observed: 7.2e-15.
+        let (n, t, ridge) = (300, 40, 1e-3);
+        let (lap, _) = kernels(n + t, 23);
+        let k = split(&lap, n);
+        let idx = draw_centres(n, 60, 24);
+        let gp = gp_on(&k, &idx, ridge, 64).unwrap();
+        let k_tc = k.test_train.select(Axis(1), &idx);
+        let diag = k.test_test.diag().to_owned();
+        let (var, clamping) = gp
+            .covariance(k_tc.view(), TestTestKernel::Diagonal(diag.view()))
+            .unwrap();
+        let var = var.variances();
+        let err = max_abs_diff(&var, &dense_dtc(&k, &idx, ridge));
+        eprintln!("observed GP, M < N {err:e}");
+        assert!(err < 1e-9, "{err:e}");
+        assert_eq!(clamping.count, 0);
+        // 0 ≤ var ≤ k(x, x), and strictly inside for these test points
+        assert!(var.iter().zip(&diag).all(|(&v, &p)| v > 0.0 && v < p));
+    }
+
+    #[test]
+    fn variances_stay_in_bounds_at_training_points_with_a_tiny_ridge() {
+        // Test points that are centres, λ = 1e-10: the exact variance k − Q + λ(…) is
+        // ~1e-10, the size of the rounding, so clamping may act; every variance ends in
+        // [0, k(x, x)], finite, and the clamp count is reported.
+        let (n, ridge) = (120, 1e-10);
+        let (lap, _) = kernels(n, 25);
+        let idx = draw_centres(n, 40, 26);
+        let k = Split {
+            train: lap.clone(),
+            test_train: lap.select(Axis(0), &idx),
+            test_test: lap.select(Axis(0), &idx).select(Axis(1), &idx),
+        };
+        let gp = gp_on(&k, &idx, ridge, 50).unwrap();
+        let k_tc = k.test_train.select(Axis(1), &idx);
+        let diag = k.test_test.diag().to_owned();
+        let (var, clamping) = gp
+            .covariance(k_tc.view(), TestTestKernel::Diagonal(diag.view()))
+            .unwrap();
+        let var = var.variances();
+        assert!(var
+            .iter()
+            .zip(&diag)
+            .all(|(&v, &p)| v.is_finite() && (0.0..=p).contains(&v)));
+        // at a centre the DTC variance is λ k_xC H⁻¹ k_Cx ≤ λ·(something ≤ 1/λ_min): tiny
+        assert!(var.iter().all(|&v| v < 1e-6), "{var:?}");
+        eprintln!(
+            "tiny ridge: {clamping:?}, max variance {:e}",
+            var.iter().fold(0.0f64, |m, v| m.max(*v))
+        );
+        assert!(
+            clamping.count <= var.len() && clamping.largest < 1e-8,
+            "{clamping:?}"
+        );
+    }
+
+    #[test]
+    fn every_input_a_centre_gives_the_exact_ntk_ensemble_covariance() {
+        // C = X reproduces KernelRegression::ntk_ensemble (docs/math.md §5 "At scale"):
+        // the same budget as the GP case with two jittered factors (Θ_CC, Σ_CC), relative
+        // to max |cov|; asserted 1e-9. Observed: 8.3e-13 (full), 3.0e-13 (diagonal).
+        let (n, t, ridge) = (70, 20, 1e-2);
+        let (theta, sigma) = kernels(n + t, 27);
+        let (theta, sigma) = (split(&theta, n), split(&sigma, n));
+        let idx: Vec<usize> = (0..n).collect();
+        let ens = ntk_on(&theta, &sigma, &idx, ridge).unwrap();
+        let y = gaussian(n, 1, 28);
+        let exact = KernelRegression::fit(theta.train.view(), y.view(), ridge).unwrap();
+        let reference = exact
+            .ntk_ensemble(
+                theta.test_train.view(),
+                sigma.test_train.view(),
+                sigma.train.view(),
+                TestTestKernel::Full(sigma.test_test.view()),
+            )
+            .unwrap()
+            .covariance;
+        let (full, _) = ens
+            .covariance(
+                theta.test_train.view(),
+                sigma.test_train.view(),
+                TestTestKernel::Full(sigma.test_test.view()),
+            )
+            .unwrap();
+        let err = rel_err(
+            full.full().unwrap().view(),
+            reference.full().unwrap().view(),
+        );
+        eprintln!("observed NTK, C = X full: {err:e}");
+        assert!(err < 1e-9, "full: {err:e}");
+        let diag = sigma.test_test.diag().to_owned();
+        let (var, clamping) = ens
+            .covariance(
+                theta.test_train.view(),
+                sigma.test_train.view(),
+                TestTestKernel::Diagonal(diag.view()),
+            )
+            .unwrap();
+        let scale = reference.variances().iter().fold(0.0f64, |m, v| m.max(*v));
+        let err = max_abs_diff(&var.variances(), &reference.variances()) / scale;
+        eprintln!("observed NTK, C = X diagonal: {err:e}");
+        assert!(err < 1e-9, "diagonal: {err:e}");
+        assert_eq!(clamping.count, 0);
+    }
+
+    #[test]
+    fn fewer_centres_give_the_dense_nystrom_ntk_ensemble_covariance() {
+        // Reference, densely: β = Θ_*C H⁻¹ Θ_CX (T×N), Q = Σ_XC Σ_CC⁻¹ Σ_CX, cov =
+        // Σ** − β Q_X* − (β Q_X*)ᵀ + β Q βᵀ with Q_X* = Σ_XC Σ_CC⁻¹ Σ_C*, by Gaussian
+        // elimination (Σ_CC⁻¹ and H⁻¹ applied to N columns: the reference's own rounding,
+        // ε·κ(Σ_CC)·κ(H)-ish, dominates). Asserted 1e-9 of max |cov|; observed 3.8e-11.
+        let (n, t, ridge) = (250, 30, 1e-3);
+        let (theta, sigma) = kernels(n + t, 29);
+        let (theta, sigma) = (split(&theta, n), split(&sigma, n));
+        let idx = draw_centres(n, 50, 30);
+        let ens = ntk_on(&theta, &sigma, &idx, ridge).unwrap();
+        let t_xc = theta.train.select(Axis(1), &idx);
+        let t_cc = t_xc.select(Axis(0), &idx);
+        let t_tc = theta.test_train.select(Axis(1), &idx);
+        let s_xc = sigma.train.select(Axis(1), &idx);
+        let s_cc = s_xc.select(Axis(0), &idx);
+        let s_tc = sigma.test_train.select(Axis(1), &idx);
+        let h = t_xc.t().dot(&t_xc) + ridge * &t_cc;
+        let beta = dense_solve(h.view(), t_tc.t()).t().dot(&t_xc.t()); // T×N
+        let q_xt = s_xc.dot(&dense_solve(s_cc.view(), s_tc.t())); // N×T
+        let q_xx = s_xc.dot(&dense_solve(s_cc.view(), s_xc.t()));
+        let bq = beta.dot(&q_xt);
+        let reference = &sigma.test_test - &bq - bq.t() + beta.dot(&q_xx).dot(&beta.t());
+        let (full, _) = ens
+            .covariance(
+                t_tc.view(),
+                s_tc.view(),
+                TestTestKernel::Full(sigma.test_test.view()),
+            )
+            .unwrap();
+        let err = rel_err(full.full().unwrap().view(), reference.view());
+        eprintln!("observed NTK, M < N {err:e}");
+        assert!(err < 1e-9, "{err:e}");
+        assert!(full.variances().iter().all(|&v| v > 0.0));
+    }
+
+    #[test]
+    fn clamping_moves_rounding_onto_the_bounds_and_counts_it() {
+        let mut c = Clamping::default();
+        assert_eq!(c.clamp(0.25, 1.0, 1.0, 0).unwrap(), 0.25);
+        assert_eq!(c, Clamping::default());
+        assert_eq!(c.clamp(-1e-12, 2.0, 2.0, 1).unwrap(), 0.0);
+        assert_eq!(c.clamp(2.5, 2.0, 2.0, 2).unwrap(), 2.0);
+        assert_eq!(c.clamp(5.0, 2.0, f64::INFINITY, 3).unwrap(), 5.0);
+        assert_eq!(c.count, 2);
+        assert_eq!(c.largest, 0.25, "{c:?}");
+        let r = c.clamp(f64::NAN, 1.0, 1.0, 4);
+        assert!(matches!(r, Err(Error::NonFinite { row: 4, .. })), "{r:?}");
+    }
+
+    #[test]
+    fn variance_inputs_are_checked_with_typed_errors() {
+        let (n, t) = (40, 5);
+        let (lap, other) = kernels(n + t, 31);
+        let (k, s2) = (split(&lap, n), split(&other, n));
+        let idx = draw_centres(n, 10, 32);
+        for ridge in [0.0, -1.0, f64::NAN] {
+            assert!(matches!(
+                gp_on(&k, &idx, ridge, 8),
+                Err(Error::InvalidArgument { name: "ridge", .. })
+            ));
+            assert!(matches!(
+                ntk_on(&k, &s2, &idx, ridge),
+                Err(Error::InvalidArgument { name: "ridge", .. })
+            ));
+        }
+        assert!(matches!(
+            gp_on(&k, &idx, 1e-2, 0),
+            Err(Error::InvalidArgument {
+                name: "block_rows",
+                ..
+            })
+        ));
+        // blocks of the wrong width, or with a NaN
+        let k_cc = k.train.select(Axis(0), &idx).select(Axis(1), &idx);
+        let mut narrow = |r: Range<usize>| Ok(Array2::zeros((r.len(), 3)));
+        let r = NystromGp::new(&mut narrow, k_cc.clone(), n, 1e-2, 8, &mut |_| {});
+        assert!(matches!(r, Err(Error::ShapeMismatch { .. })), "{r:?}");
+        let mut nan = |r: Range<usize>| {
+            let mut b = Array2::zeros((r.len(), 10));
+            b[[0, 0]] = f64::NAN;
+            Ok(b)
+        };
+        let r = NystromGp::new(&mut nan, k_cc.clone(), n, 1e-2, 8, &mut |_| {});
+        assert!(matches!(r, Err(Error::NonFinite { .. })), "{r:?}");
+        let gp = gp_on(&k, &idx, 1e-2, 8).unwrap();
+        let k_tc = k.test_train.select(Axis(1), &idx);
+        let diag = k.test_test.diag().to_owned();
+        let short = diag.slice(s![..t - 1]);
+        for r in [
+            gp.covariance(k.test_train.view(), TestTestKernel::Diagonal(diag.view())),
+            gp.covariance(k_tc.view(), TestTestKernel::Diagonal(short)),
+            gp.covariance(
+                k_tc.view(),
+                TestTestKernel::Full(k.test_test.slice(s![..2, ..2])),
+            ),
+        ] {
+            assert!(matches!(r, Err(Error::ShapeMismatch { .. })), "{r:?}");
+        }
+        let mut bad = k_tc.clone();
+        bad[[1, 2]] = f64::INFINITY;
+        let r = gp.covariance(bad.view(), TestTestKernel::Diagonal(diag.view()));
+        assert!(matches!(r, Err(Error::NonFinite { .. })), "{r:?}");
+        let mut bad_diag = diag.clone();
+        bad_diag[0] = f64::NAN;
+        let r = gp.covariance(k_tc.view(), TestTestKernel::Diagonal(bad_diag.view()));
+        assert!(matches!(r, Err(Error::NonFinite { .. })), "{r:?}");
+        let ens = ntk_on(&k, &s2, &idx, 1e-2).unwrap();
+        let s_tc = s2.test_train.select(Axis(1), &idx);
+        let r = ens.covariance(
+            k_tc.view(),
+            s_tc.slice(s![..2, ..]),
+            TestTestKernel::Diagonal(diag.view()),
+        );
         assert!(matches!(r, Err(Error::ShapeMismatch { .. })), "{r:?}");
     }
 }

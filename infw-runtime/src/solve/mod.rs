@@ -38,7 +38,10 @@ mod regression;
 
 pub use diagonal::{kernel_diagonals, KernelDiagonals};
 pub use ensemble::EnsembleModel;
-pub use falkon::{draw_centres, Falkon, FalkonOptions, FalkonProgress, FalkonReport, KernelRows};
+pub use falkon::{
+    draw_centres, Clamping, Falkon, FalkonOptions, FalkonProgress, FalkonReport, KernelRowPairs,
+    KernelRows, NystromGp, NystromNtkEnsemble,
+};
 pub use flow::GradientFlow;
 pub use predictive::{
     Covariance, CovarianceMode, EnsembleOptions, Gaussian, NngpEnsemble, NtkEnsemble, Ridge,
