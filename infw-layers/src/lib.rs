@@ -23,5 +23,5 @@ pub use angle::{acos, asin, gather_vars, splat_vars, Angle, Var};
 pub use conv::{ConvGeometry, GeometryError, Padding};
 pub use dual::{gather_var, inv_sqrt_or_zero, splat_var, DiagDual, Dual, PairDual, SQRT_2_OVER_PI};
 pub use pair::{Parallel, Want};
-pub use real::{gather_values, sign0, splat_values, F64x4, F64x8, Real};
+pub use real::{gather_values, sign0, splat_values, F64x4, Real};
 pub use rule::{Param, Rule, UserActivation};

@@ -249,10 +249,6 @@ lane_bundle!(
     /// Four lanes of f64 (AVX2: one register).
     F64x4, 4, 32
 );
-lane_bundle!(
-    /// Eight lanes of f64 (AVX-512: one register).
-    F64x8, 8, 64
-);
 
 /// The lanes of four per-point arrays (one training point per lane).
 #[inline(always)]

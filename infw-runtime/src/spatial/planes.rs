@@ -521,13 +521,8 @@ impl Planes {
             for p in 0..l.rows {
                 for (k, q) in l.row(p).zip(l.row_columns(p)) {
                     if same[k] {
-                        let d = rule.pair(
-                            &x.single[p],
-                            &t.single[q],
-                            cov[k],
-                            Parallel::Positive,
-                            want,
-                        );
+                        let d =
+                            rule.pair(&x.single[p], &t.single[q], cov[k], Parallel::Positive, want);
                         let tk = if ntk { th[k] * d.dphi } else { 0.0 };
                         self.fixed.push((k, d.phi, tk));
                     }
@@ -567,13 +562,7 @@ impl Planes {
                 }
                 for q in bundles * 4..l.cols {
                     let k = row.start + q;
-                    let d = rule.pair(
-                        &x.single[p],
-                        &t.single[q],
-                        cov[k],
-                        Parallel::Unknown,
-                        want,
-                    );
+                    let d = rule.pair(&x.single[p], &t.single[q], cov[k], Parallel::Unknown, want);
                     cov[k] = d.phi;
                     if ntk {
                         th[k] *= d.dphi;
