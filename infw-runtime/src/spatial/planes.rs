@@ -2,10 +2,12 @@
 //! and the NTK Θ_{p,q} between the positions p of x and q of x', with the mask of entries
 //! whose two patches are identical (correlation exactly +1).
 //!
-//! A plane is `rows × cols` entries stored with one extra zero row and zero column, so
-//! that a window reaching into the zero padding reads 0 without a branch ([`ConvTable`]
-//! points padded taps there). In diagonal mode (a `flatten` readout) only the entries
-//! p = q exist: a vector of `rows` entries plus one zero.
+//! A full plane is `rows × cols` entries with zero gutters (columns right of every row,
+//! rows above and below, see `Layout`), so that a stride-1 window reaching into the zero
+//! padding reads 0 without a branch, and [`ConvTable`]'s padded taps (row `rows`, column
+//! `cols`) land in them. The gutters are written once per layout, not per pair. In
+//! diagonal mode (a `flatten` readout) only the entries p = q exist: a vector of `rows`
+//! entries plus one zero.
 //!
 //! The generated code calls these operations with constant geometries and rule types;
 //! they are `#[inline(always)]`, so each declaration gets loops of fixed sizes.
@@ -644,5 +646,98 @@ const MAX_FUSED_TAPS: usize = 32;
 fn add_run(dst: &mut [f64], src: &[f64]) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d += s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infw_layers::conv::Padding;
+
+    /// Σ after `input` and two convolutions, entry by entry from the definition
+    /// (docs/math.md §9), against the planes: every convolution path (the fused 1-D one, the
+    /// run sums that wide windows fall back to, 2-D runs, the tap table for strides and
+    /// circular padding) and Θ's recursion Θ ← σw²/kⁿ Σ_a Θ + Σ.
+    #[test]
+    fn convolutions_match_the_definition_on_every_path() {
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let cases: &[(&[usize], usize, usize, Padding)] = &[
+            (&[12], 3, 1, Padding::Same),
+            (&[12], 5, 1, Padding::Same),
+            (&[12], 4, 1, Padding::Same),
+            (&[12], 5, 1, Padding::Valid),
+            (&[30], 19, 1, Padding::Same), // pad 9 > GUTTER: run sums
+            (&[12], 3, 2, Padding::Same),
+            (&[12], 3, 1, Padding::Circular),
+            (&[5, 4], 3, 1, Padding::Same),
+            (&[5, 4], 2, 1, Padding::Valid),
+        ];
+        for &(shape, size, stride, padding) in cases {
+            let g1 = ConvGeometry::new(shape, size, stride, padding).expect("geometry");
+            let mid: Vec<usize> = g1.output[..shape.len()].to_vec();
+            let g2 = ConvGeometry::new(&mid, size.min(mid[0]), 1, Padding::Same).expect("geometry");
+            let (t1, t2) = (ConvTable::new(g1, 1.3, 0.2), ConvTable::new(g2, 0.9, 0.1));
+            let n = g1.input_positions();
+            let x: Vec<f64> = (0..n).map(|_| next()).collect();
+            let y: Vec<f64> = (0..n).map(|_| next()).collect();
+            // The definition: S'_{pq} = σw²/kⁿ Σ_a S_{src(p,a), src(q,a)} + σb², zero padded.
+            let reference = |t: &ConvTable, s: &[Vec<f64>]| -> Vec<Vec<f64>> {
+                let (outs, w) = (t.geometry.output_positions(), t.geometry.window());
+                let mut r = vec![vec![0.0; outs]; outs];
+                for (p, row) in r.iter_mut().enumerate() {
+                    for (q, v) in row.iter_mut().enumerate() {
+                        let sum: f64 = (0..w)
+                            .filter_map(|a| {
+                                let i = t.geometry.source_position(p, a)?;
+                                let j = t.geometry.source_position(q, a)?;
+                                Some(s[i][j])
+                            })
+                            .sum();
+                        *v = sum * t.w_var_over_window + t.b_var;
+                    }
+                }
+                r
+            };
+            let s0: Vec<Vec<f64>> = x
+                .iter()
+                .map(|a| y.iter().map(|b| a * b).collect())
+                .collect();
+            let s1 = reference(&t1, &s0);
+            let s2 = reference(&t2, &s1);
+            // Θ¹ = Σ¹ (no parameter upstream), Θ² = σw²/kⁿ Σ_a Θ¹ + Σ².
+            let th2: Vec<Vec<f64>> = reference(&t2, &s1)
+                .iter()
+                .zip(&s2)
+                .map(|(r, s)| r.iter().zip(s).map(|(a, b)| a - t2.b_var + b).collect())
+                .collect();
+            let mut planes = Planes::default();
+            for _ in 0..2 {
+                // Twice: the second pair reuses the buffers and their gutters.
+                planes.input(&x, &y, n, 1, false);
+                planes.conv(&t1, true);
+                planes.conv(&t2, true);
+                let l = planes.layout;
+                let mut worst = 0.0f64;
+                for (p, (srow, trow)) in s2.iter().zip(&th2).enumerate() {
+                    for (q, (s, th)) in srow.iter().zip(trow).enumerate() {
+                        let k = l.at(p, q);
+                        worst = worst
+                            .max((planes.cov.data[k] - s).abs())
+                            .max((planes.ntk.data[k] - th).abs());
+                    }
+                }
+                // Sums of at most 19 · 19 products of size ≤ 1: 1e-13 is far above rounding.
+                assert!(
+                    worst <= 1e-13,
+                    "{shape:?} size {size} stride {stride} {padding:?}: {worst:e}"
+                );
+            }
+        }
     }
 }
