@@ -50,6 +50,10 @@ snapshot_case!(
 );
 snapshot_case!(user_activation, dense(32) act(my_crate::Swish));
 snapshot_case!(
+    gelu_two_hidden,
+    dense(256, w_std = 1.5, b_std = 0.1) gelu dense(256, w_std = 1.5, b_std = 0.1) gelu
+);
+snapshot_case!(
     hyper_parameters_as_expressions,
     dense(width, w_std = sigma) relu dense(16, b_std = 2f64.sqrt()) relu
 );
