@@ -90,13 +90,14 @@ fn fixture(file: &str) -> Value {
 const GENERIC_TOL: f64 = 1e-11;
 const PARALLEL_TOL: f64 = 1e-7;
 
-#[test]
-fn nngp_and_ntk_match_neural_tangents() {
-    let f = fixture("nt_kernels.json");
+/// Every case of a neural-tangents fixture (`file`, `cases` of them): NNGP and NTK of
+/// (x1, x2) and of (x1, x1) through the symmetric path, within the bounds above.
+fn check_nt_fixture(file: &str, cases: usize, case_of: fn(&str) -> Case) {
+    let f = fixture(file);
     let mut ran = 0;
     for case in f["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let Case::Run(net) = nt_case(name);
+        let Case::Run(net) = case_of(name);
         let (x1, x2) = (matrix(&case["x1"]), matrix(&case["x2"]));
         let k12 = net.eval(x1.view(), Some(x2.view()), Want::NNGP_NTK);
         let k11 = net.eval(x1.view(), None, Want::NNGP_NTK);
@@ -119,8 +120,13 @@ fn nngp_and_ntk_match_neural_tangents() {
         }
         ran += 1;
     }
-    eprintln!("ran all {ran} cases, none skipped");
-    assert_eq!(ran, 16, "the fixture has 16 cases");
+    eprintln!("{file}: ran all {ran} cases, none skipped");
+    assert_eq!(ran, cases, "{file} has {cases} cases");
+}
+
+#[test]
+fn nngp_and_ntk_match_neural_tangents() {
+    check_nt_fixture("nt_kernels.json", 16, nt_case);
 }
 
 #[test]
@@ -167,33 +173,5 @@ fn readout_and_hidden_parts_match_the_adam_reference() {
 /// and positions, so ~1e-15 is expected on generic entries.
 #[test]
 fn conv_nngp_and_ntk_match_neural_tangents() {
-    let f = fixture("nt_conv_kernels.json");
-    let mut ran = 0;
-    for case in f["cases"].as_array().unwrap() {
-        let name = case["name"].as_str().unwrap();
-        let Case::Run(net) = conv_cases::conv_case(name);
-        let (x1, x2) = (matrix(&case["x1"]), matrix(&case["x2"]));
-        let k12 = net.eval(x1.view(), Some(x2.view()), Want::NNGP_NTK);
-        let k11 = net.eval(x1.view(), None, Want::NNGP_NTK);
-        for (label, ours, key, other) in [
-            ("nngp_12", k12.nngp.as_ref().unwrap(), "nngp_12", &x2),
-            ("ntk_12", k12.ntk.as_ref().unwrap(), "ntk_12", &x2),
-            ("nngp_11", k11.nngp.as_ref().unwrap(), "nngp_11", &x1),
-            ("ntk_11", k11.ntk.as_ref().unwrap(), "ntk_11", &x1),
-        ] {
-            let (generic, par) = compare(ours, &matrix(&case[key]), &x1, other);
-            eprintln!("{name:32} {label:8} generic {generic:9.2e}  parallel {par:9.2e}");
-            assert!(
-                generic <= GENERIC_TOL,
-                "{name} {label}: generic error {generic:e}"
-            );
-            assert!(
-                par <= PARALLEL_TOL,
-                "{name} {label}: parallel error {par:e}"
-            );
-        }
-        ran += 1;
-    }
-    eprintln!("ran all {ran} convolutional cases, none skipped");
-    assert_eq!(ran, 9, "the fixture has 9 cases");
+    check_nt_fixture("nt_conv_kernels.json", 9, conv_cases::conv_case);
 }
