@@ -73,8 +73,7 @@ fn adam<K: AdamLimitProgram + Clone>(name: &str, net: &Network<K>, d: &Data) -> 
     };
     let mut model = net.adam_training(&x_train, &y_train, config)?;
     model.fit(10, None)?;
-    let test = model.test_set(&d.x_test, None::<&Array2<f64>>)?;
-    let acc = accuracy(model.predict(&test)?.view(), &d.labels_test)?;
+    let acc = accuracy(model.predict(&d.x_test)?.view(), &d.labels_test)?;
     println!(
         "{name:<34} Adam-like limit (MSE, 10 epochs, η = 0.02, {n} training images) {:5.1} %   ({:.2} s)",
         100.0 * acc,

@@ -45,12 +45,13 @@
 
 pub use infw_macros::network;
 
-pub use infw_runtime::{arch, data, error, finite, loss, model, network, solve, train};
+pub use infw_runtime::{arch, data, error, finite, history, loss, model, network, solve, train};
 
 pub use infw_runtime::{
-    Activation, AdamLimitProgram, Architecture, Error, FalkonModel, FlowModel, FunctionSpaceModel,
-    GramParams, Hidden, KernelKind, KernelMatrices, KernelModel, KernelProgram, LimitRule, Loss,
-    Network, Node, Readout, Result, TrainingInputs, UserActivation, Want, MAX_BAND_ROWS,
+    Activation, AdamLimitProgram, Architecture, EpochRecord, Error, FalkonModel, FlowModel,
+    FunctionSpaceModel, GramParams, Hidden, History, KernelKind, KernelMatrices, KernelModel,
+    KernelProgram, LimitRule, Loss, Network, Node, Readout, Result, TrainingInputs, UserActivation,
+    Want, MAX_BAND_ROWS,
 };
 
 /// The ndarray infw is built against (0.16), so users need not guess its version: a second

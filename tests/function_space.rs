@@ -65,7 +65,7 @@ fn per_example_sgd_tracks_the_gradient_flow_to_first_order() {
     let k0 = 10usize;
     let t = k0 as f64 * eta0;
     let f_flow = flow.flow().predict_train(t).unwrap();
-    let f_flow_test = flow.predict(&xt, t).unwrap();
+    let f_flow_test = flow.at(t).predict(&xt).unwrap();
 
     // The same flow with η_flow = η0 at time k0: only the product η·t enters e^{−ηΘt}, so
     // the two agree to rounding (a few ulp of each entry, entries are O(1)).
@@ -84,8 +84,8 @@ fn per_example_sgd_tracks_the_gradient_flow_to_first_order() {
             .train_values(Iterate::Last)
             .unwrap()
             .to_owned();
-        let test = model.test_set(&xt, None::<&Array2<f64>>).unwrap();
-        let ft = model.predict(&test).unwrap();
+        let test = model.prepare_test(&xt, None::<&Array2<f64>>).unwrap();
+        let ft = model.predict_prepared(&test).unwrap();
         let gap = frob((&f - &f_flow).view()) / frob(f_flow.view());
         let gap_test = frob((&ft - &f_flow_test).view()) / frob(f_flow_test.view());
         eprintln!(
@@ -143,7 +143,12 @@ fn gradient_flow_starts_at_zero_and_ends_at_kernel_regression() {
         .unwrap()
         .iter()
         .all(|&v| v == 0.0));
-    assert!(model.predict(&xt, 0.0).unwrap().iter().all(|&v| v == 0.0));
+    assert!(model
+        .at(0.0)
+        .predict(&xt)
+        .unwrap()
+        .iter()
+        .all(|&v| v == 0.0));
 
     let eig = model.flow().eigenvalues();
     let (lmin, lmax) = (eig[0], *eig.last().unwrap());
@@ -167,7 +172,7 @@ fn gradient_flow_starts_at_zero_and_ends_at_kernel_regression() {
     let y_norm = frob(y.view());
     let mut previous = f64::INFINITY;
     for t in [1.0 / lmin, 10.0 / lmin, 40.0 / lmin, f64::INFINITY] {
-        let d = max_abs((&model.predict(&xt, t).unwrap() - &f_reg).view()) / scale;
+        let d = max_abs((&model.at(t).predict(&xt).unwrap() - &f_reg).view()) / scale;
         let train = model.flow().predict_train(t).unwrap();
         let dtr = max_abs((&train - &f_reg_train).view());
         eprintln!("t = {t:.3e}: test {d:.3e}, train {dtr:.3e}");
@@ -186,7 +191,7 @@ fn gradient_flow_starts_at_zero_and_ends_at_kernel_regression() {
         }
     }
     // and the early times are visibly not there yet (so the check above is not vacuous)
-    let early = max_abs((&model.predict(&xt, 1.0 / lmin).unwrap() - &f_reg).view()) / scale;
+    let early = max_abs((&model.at(1.0 / lmin).predict(&xt).unwrap() - &f_reg).view()) / scale;
     assert!(early > 1e-4, "{early}");
 }
 
@@ -228,9 +233,9 @@ fn one_step_of_each_rule_is_its_formula() {
         }
     };
     let mut adam = net.adam_training(&x, &y, sgd_config(eta)).unwrap();
-    let adam_test = adam.test_set(&xt, None::<&Array2<f64>>).unwrap();
+    let adam_test = adam.prepare_test(&xt, None::<&Array2<f64>>).unwrap();
     let mut ntk = net.ntk_training(&x, &y, sgd_config(eta)).unwrap();
-    let ntk_test = ntk.test_set(&xt, None::<&Array2<f64>>).unwrap();
+    let ntk_test = ntk.prepare_test(&xt, None::<&Array2<f64>>).unwrap();
     for b in [7usize, 19] {
         // Adam limit
         let f = adam
@@ -238,7 +243,7 @@ fn one_step_of_each_rule_is_its_formula() {
             .train_values(Iterate::Last)
             .unwrap()
             .to_owned();
-        let ft = adam.predict(&adam_test).unwrap();
+        let ft = adam.predict_prepared(&adam_test).unwrap();
         let chi = &f.row(b) - &y.row(b);
         let norm = chi.iter().map(|v| v * v).sum::<f64>().sqrt();
         let expect = |rk: ArrayView2<f64>, hk: ArrayView2<f64>, f0: &Array2<f64>| {
@@ -254,7 +259,7 @@ fn one_step_of_each_rule_is_its_formula() {
             .train_values(Iterate::Last)
             .unwrap()
             .to_owned();
-        let got_t = adam.predict(&adam_test).unwrap();
+        let got_t = adam.predict_prepared(&adam_test).unwrap();
         assert!(
             max_abs((&got - &want).view()) < 1e-13,
             "Adam train, step on {b}"
@@ -270,7 +275,7 @@ fn one_step_of_each_rule_is_its_formula() {
             .train_values(Iterate::Last)
             .unwrap()
             .to_owned();
-        let ft = ntk.predict(&ntk_test).unwrap();
+        let ft = ntk.predict_prepared(&ntk_test).unwrap();
         let chi = &f.row(b) - &y.row(b);
         let want =
             Array2::from_shape_fn(f.dim(), |(i, c)| f[(i, c)] - eta * theta[(i, b)] * chi[c]);
@@ -283,7 +288,7 @@ fn one_step_of_each_rule_is_its_formula() {
             .train_values(Iterate::Last)
             .unwrap()
             .to_owned();
-        let got_t = ntk.predict(&ntk_test).unwrap();
+        let got_t = ntk.predict_prepared(&ntk_test).unwrap();
         assert!(
             max_abs((&got - &want).view()) < 1e-13,
             "NTK train, step on {b}"
@@ -364,12 +369,16 @@ fn adam_limit_mse_run_is_deterministic_per_seed() {
             ..TrainConfig::new(0.02)
         };
         let mut model = net.adam_training(&x, &y, cfg).unwrap();
-        let test = model.test_set(&xt, Some(&yt)).unwrap();
+        let test = model.prepare_test(&xt, Some(&yt)).unwrap();
         let hist = model.fit(5, Some(&test)).unwrap();
         let losses: Vec<(f64, Option<f64>)> =
             hist.iter().map(|r| (r.train_loss, r.test_loss)).collect();
-        let last = model.predict_iterate(&test, Iterate::Last).unwrap();
-        let mean = model.predict_iterate(&test, Iterate::RunningMean).unwrap();
+        let last = model
+            .predict_prepared_iterate(&test, Iterate::Last)
+            .unwrap();
+        let mean = model
+            .predict_prepared_iterate(&test, Iterate::RunningMean)
+            .unwrap();
         (losses, last, mean)
     };
     let a = run(7);
@@ -571,4 +580,48 @@ fn adam_limit_cross_entropy_keeps_its_signs_at_huge_margins() {
             "class {c} did not move"
         );
     }
+}
+
+/// One predict shape: `predict(&x)` equals the prepared-test path bit for bit, a model built
+/// from kernels evaluated once (`from_train_set`, as `paper` does) trains and predicts
+/// exactly as the one that evaluated them itself, and the records carry the rate.
+#[test]
+fn prepared_kernels_and_predict_agree_exactly() {
+    use infw::train::{NtkSgd, TrainSet};
+    use infw::{FunctionSpaceModel, LimitRule};
+    let net = net!();
+    let (x, y, xt, _) = digits(40, 10);
+    let config = TrainConfig::new(0.05);
+    let mut direct = net.ntk_training(&x, &y, config.clone()).unwrap();
+    let history = direct.fit(3, None).unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[2].epoch, 3);
+    assert_eq!(history[0].learning_rate, 0.05);
+    assert!(
+        history[0].train_accuracy.is_some(),
+        "10 classes have an accuracy"
+    );
+    let f = direct.predict(&xt).unwrap();
+    let test = direct.prepare_test(&xt, None::<&Array2<f64>>).unwrap();
+    assert_eq!(f, direct.predict_prepared(&test).unwrap());
+
+    let k = net
+        .kernels(&x, TrainingInputs::of(&x), NtkSgd::WANT)
+        .unwrap();
+    let set = TrainSet::new(NtkSgd::pack(k).unwrap(), y.clone()).unwrap();
+    let mut prepared =
+        FunctionSpaceModel::from_train_set(&net, NtkSgd, &x, set.clone(), config.clone()).unwrap();
+    prepared.fit(3, None).unwrap();
+    assert_eq!(prepared.predict(&xt).unwrap(), f);
+
+    // Started from an f_0, predictions need f_0 at the test inputs too: a typed error.
+    let with_f0 = set.clone().with_f0(Array2::zeros(y.dim())).unwrap();
+    let m = FunctionSpaceModel::from_train_set(&net, NtkSgd, &x, with_f0, config.clone()).unwrap();
+    assert!(matches!(m.predict(&xt), Err(Error::InvalidArgument { .. })));
+    // Kernels of 40 examples with 39 input rows.
+    let short = x.slice(s![..39, ..]).to_owned();
+    assert!(matches!(
+        FunctionSpaceModel::from_train_set(&net, NtkSgd, &short, set, config),
+        Err(Error::ShapeMismatch { .. })
+    ));
 }

@@ -73,7 +73,8 @@ impl<K: KernelProgram + Clone> Predictor for Network<K> {
         mode: CovarianceMode,
     ) -> infw::Result<Gaussian> {
         self.mse_ensemble(kind, x_train, y_train, options)?
-            .predict(x_test, t, mode)
+            .at(t)
+            .predict_with_uncertainty(x_test, mode)
     }
 
     fn regression(
@@ -102,7 +103,8 @@ impl<K: KernelProgram + Clone> Predictor for Network<K> {
         mode: CovarianceMode,
     ) -> infw::Result<Gaussian> {
         self.ntk_gradient_flow(x_train, y_train, learning_rate)?
-            .predict_with_uncertainty(x_test, t, mode)
+            .at(t)
+            .predict_with_uncertainty(x_test, mode)
     }
 
     fn diagonals(&self, x: &Array2<f64>) -> (Array1<f64>, Array1<f64>, Array1<f64>, Array1<f64>) {
@@ -397,19 +399,25 @@ fn user_errors_are_typed() {
         .unwrap();
     for t in [-1.0, f64::NAN, f64::NEG_INFINITY] {
         assert!(matches!(
-            model.predict(&x_test, t, CovarianceMode::Full),
+            model
+                .at(t)
+                .predict_with_uncertainty(&x_test, CovarianceMode::Full),
             Err(infw::Error::InvalidArgument { name: "t", .. })
         ));
     }
     let wrong_dim = Array2::<f64>::zeros((2, x_train.ncols() + 1));
     assert!(matches!(
-        model.predict(&wrong_dim, 1.0, CovarianceMode::Diagonal),
+        model
+            .at(1.0)
+            .predict_with_uncertainty(&wrong_dim, CovarianceMode::Diagonal),
         Err(infw::Error::ShapeMismatch { .. })
     ));
     let mut nan = x_test.clone();
     nan[[0, 0]] = f64::NAN;
     assert!(matches!(
-        model.predict(&nan, 1.0, CovarianceMode::Full),
+        model
+            .at(1.0)
+            .predict_with_uncertainty(&nan, CovarianceMode::Full),
         Err(infw::Error::NonFinite { .. })
     ));
     let short_y = y_train.slice(ndarray::s![..3, ..]).to_owned();

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use infw::data::Dataset;
+use infw::loss::argmax;
 use infw::train::{AdamLimit, NtkSgd};
 use infw::{KernelMatrices, KernelProgram, LimitRule, Loss, Network, TrainingInputs, Want};
 use rayon::prelude::*;
@@ -281,7 +282,7 @@ fn run_jobs(jobs: Vec<Job<'_>>) -> infw::Result<Vec<Outcome>> {
 }
 
 /// A limit: learning rate and epochs chosen on validation, then trained on all of train.
-fn limit_job<R: LimitRule + Copy, K>(
+fn limit_job<R: LimitRule + Copy, K: KernelProgram + Clone>(
     ctx: &Ctx<'_, K>,
     rule: R,
     model: &str,
@@ -293,7 +294,7 @@ fn limit_job<R: LimitRule + Copy, K>(
     let mut grid = Vec::new();
     for &lr in rates {
         let c = train_limit(
-            rule, &ctx.k_fit, &ctx.fit, &ctx.k_val, &ctx.val, lr, loss, epochs, None,
+            ctx.net, rule, &ctx.k_fit, &ctx.fit, &ctx.k_val, &ctx.val, lr, loss, epochs, None,
         )?;
         grid.push((lr, c));
     }
@@ -304,6 +305,7 @@ fn limit_job<R: LimitRule + Copy, K>(
         return Ok(vec![o]);
     };
     let c = train_limit(
+        ctx.net,
         rule,
         &ctx.k_train,
         &ctx.train,
@@ -530,7 +532,7 @@ fn compare(f: &ndarray::Array2<f64>, l: &ndarray::Array2<f64>) -> (f64, f64) {
     let agree = f
         .outer_iter()
         .zip(l.outer_iter())
-        .filter(|(a, b)| argmax(a.iter()) == argmax(b.iter()))
+        .filter(|(a, b)| argmax(a) == argmax(b))
         .count() as f64
         / f.nrows().max(1) as f64;
     let diff = (f - l).iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -538,17 +540,8 @@ fn compare(f: &ndarray::Array2<f64>, l: &ndarray::Array2<f64>) -> (f64, f64) {
     (agree, diff / norm)
 }
 
-fn argmax<'a>(row: impl Iterator<Item = &'a f64>) -> usize {
-    row.enumerate()
-        .fold(
-            (0, f64::NEG_INFINITY),
-            |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-        )
-        .0
-}
-
 #[allow(clippy::too_many_arguments)]
-fn exact_job<R: LimitRule + Copy, K: KernelProgram>(
+fn exact_job<R: LimitRule + Copy, K: KernelProgram + Clone>(
     ctx: &Ctx<'_, K>,
     ex: &Exact<'_>,
     rule: R,
@@ -618,6 +611,7 @@ fn exact_job<R: LimitRule + Copy, K: KernelProgram>(
             None => None,
         };
         let c = train_limit(
+            ctx.net,
             rule,
             &ex.k_sub,
             &ex.sub,

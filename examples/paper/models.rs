@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use infw::data::{accuracy, one_hot};
 use infw::finite::{
-    self, Adam, FiniteNetwork, Model, Optimizer, Parameterization, Sgd, SignDescent,
+    self, Adam, Examples, FiniteNetwork, FiniteTrainConfig, Model, Optimizer, Parameterization,
+    Sgd, SignDescent,
 };
 use infw::solve::KernelRegression;
-use infw::train::{Iterate, TestSet, TrainConfig, TrainSet, Trainer};
-use infw::{KernelMatrices, KernelProgram, LimitRule, Loss, Network};
+use infw::train::{Iterate, TestSet, TrainConfig, TrainSet};
+use infw::{FunctionSpaceModel, KernelMatrices, KernelProgram, LimitRule, Loss, Network};
 use ndarray::{Array2, ArrayView2, Axis};
 
 /// Seed of every initialization and every shuffle (the function-space trainer and the
@@ -96,7 +97,8 @@ fn clone_kernels(k: &KernelMatrices) -> KernelMatrices {
 /// `k_train`: train × train kernels, `k_eval`: scoring rows × train. `f0`: the initial
 /// function on (train, eval) rows; `None` is f_0 = 0, the mean of the initial GP.
 #[allow(clippy::too_many_arguments)]
-pub fn train_limit<R: LimitRule>(
+pub fn train_limit<R: LimitRule, K: KernelProgram + Clone>(
+    net: &Network<K>,
     rule: R,
     k_train: &KernelMatrices,
     train: &Part<'_>,
@@ -122,17 +124,17 @@ pub fn train_limit<R: LimitRule>(
         set = set.with_f0(f_train)?;
         test = test.with_f0(f_eval)?;
     }
-    let mut trainer = Trainer::new(rule, set, config)?;
+    let mut model = FunctionSpaceModel::from_train_set(net, rule, &train.x, set, config)?;
     let mut curve = Curve::default();
     for epoch in 1..=epochs {
-        let r = trainer.run_epoch(None);
+        let r = model.fit(1, None);
         if diverged(&r) {
             curve.diverged_at = Some(epoch);
             break;
         }
         r?;
-        let mean = trainer.predict(&test, Iterate::RunningMean)?;
-        let last = trainer.predict(&test, Iterate::Last)?;
+        let mean = model.predict_prepared_iterate(&test, Iterate::RunningMean)?;
+        let last = model.predict_prepared_iterate(&test, Iterate::Last)?;
         if mean.iter().chain(last.iter()).any(|v| !v.is_finite()) {
             curve.diverged_at = Some(epoch);
             break;
@@ -247,17 +249,9 @@ pub fn train_finite(
         Opt::Adam => Box::new(Adam::new(lr, 0.9, 0.999, 1e-8)?),
         Opt::SignLimit => Box::new(SignDescent::sign_limit(lr, model.params())?),
     };
-    let train_set = finite::Dataset {
-        x: train.x.view(),
-        y: train.y.view(),
-        labels: Some(train.labels),
-    };
-    let eval_set = finite::Dataset {
-        x: eval.x.view(),
-        y: eval.y.view(),
-        labels: Some(eval.labels),
-    };
-    let config = finite::TrainConfig {
+    let train_set = Examples::new(train.x.view(), train.y.view()).with_labels(train.labels);
+    let eval_set = Examples::new(eval.x.view(), eval.y.view()).with_labels(eval.labels);
+    let config = FiniteTrainConfig {
         epochs,
         batch_size: batch,
         loss,
@@ -265,17 +259,16 @@ pub fn train_finite(
     };
     let mut acc = Vec::with_capacity(epochs);
     let mut losses = Vec::with_capacity(epochs);
-    let mut record = |r: &finite::EpochRecord| {
-        acc.push(r.test_accuracy.unwrap_or(f64::NAN));
-        losses.push(r.test_loss.unwrap_or(f64::NAN));
-    };
-    let r = finite::train(
+    let r = finite::train_with(
         &mut *model,
         &mut *optimizer,
         &train_set,
         Some(&eval_set),
         &config,
-        Some(&mut record),
+        |r| {
+            acc.push(r.test_accuracy.unwrap_or(f64::NAN));
+            losses.push(r.test_loss.unwrap_or(f64::NAN));
+        },
     );
     let diverged_at = if diverged(&r) {
         Some(acc.len() + 1)

@@ -20,6 +20,7 @@ pub mod arch;
 pub mod data;
 pub mod error;
 pub mod finite;
+pub mod history;
 pub mod loss;
 pub mod model;
 pub mod network;
@@ -44,6 +45,7 @@ pub mod validate;
 pub use arch::{Activation, Architecture, Hidden, Node, Readout};
 pub use error::{Error, Result};
 pub use gram::{GramParams, KernelMatrices, MAX_BAND_ROWS};
+pub use history::{EpochRecord, History};
 pub use infw_layers::UserActivation;
 pub use loss::Loss;
 pub use model::{

@@ -90,15 +90,22 @@ impl Loss {
     }
 }
 
-/// Index of the largest entry (the first on ties); 0 for an empty slice.
-pub fn argmax(v: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
+/// Index of the largest entry (the first on ties; NaN entries are never chosen over a
+/// number seen before them); 0 when empty. Takes a slice, a `Vec` or an ndarray row.
+///
+/// ```
+/// # use infw_runtime::loss::argmax;
+/// assert_eq!(argmax(&[0.1, 0.7, 0.7]), 1);
+/// assert_eq!(argmax(&ndarray::array![3.0, -1.0]), 0);
+/// ```
+pub fn argmax<'a>(values: impl IntoIterator<Item = &'a f64>) -> usize {
+    let mut best = (0, f64::NEG_INFINITY);
+    for (i, &x) in values.into_iter().enumerate() {
+        if i == 0 || x > best.1 {
+            best = (i, x);
         }
     }
-    best
+    best.0
 }
 
 #[cfg(test)]

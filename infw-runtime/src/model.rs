@@ -2,12 +2,18 @@
 //! training of both limits (docs/math.md §5). Each keeps what it needs (the training inputs and a
 //! prepared solver or trainer) so that predicting on new inputs computes only the
 //! test-versus-train kernel.
+//!
+//! Every model predicts the same way: `predict(&x)`, one row per input and one column per
+//! target, and `predict_with_uncertainty(&x, mode)` where a covariance exists. A model
+//! whose prediction depends on the training time (gradient flow, the ensembles) is first
+//! placed at that time with `at(t)`, which gives an [`AtTime`] with the same two methods.
 use crate::gram::{check_inputs, KernelMatrices};
+use crate::history::{EpochRecord, History};
 use crate::network::TrainingInputs;
 use crate::solve::{GradientFlow, KernelRegression};
 use crate::train::{
-    AdamLimit, EpochRecord, Iterate, NtkKernel, NtkSgd, SignKernels, TestSet, TrainConfig,
-    TrainSet, Trainer, UpdateRule,
+    AdamLimit, Iterate, NtkKernel, NtkSgd, SignKernels, TestSet, TrainConfig, TrainSet, Trainer,
+    UpdateRule,
 };
 use crate::{Error, KernelProgram, Network, Result, Want};
 use ndarray::{Array2, ArrayBase, Data, Ix2};
@@ -112,8 +118,13 @@ pub struct FlowModel<K> {
 }
 
 impl<K: KernelProgram + Clone> FlowModel<K> {
-    /// Predictions at `x` after training time `t` (`f64::INFINITY` for the limit).
-    pub fn predict<S: Data<Elem = f64>>(
+    /// The model at training time `t` (`f64::INFINITY` for the limit), for
+    /// [`AtTime::predict`] and `predict_with_uncertainty`; `t` is checked when predicting.
+    pub fn at(&self, t: f64) -> AtTime<'_, Self> {
+        AtTime::new(self, t)
+    }
+
+    fn predict_at<S: Data<Elem = f64>>(
         &self,
         x: &ArrayBase<S, Ix2>,
         t: f64,
@@ -129,6 +140,63 @@ impl<K: KernelProgram + Clone> FlowModel<K> {
     /// The prepared flow (eigenvalues, train predictions).
     pub fn flow(&self) -> &GradientFlow {
         &self.flow
+    }
+}
+
+/// A model placed at training time `t` (infw's summed-loss clock unless the model's options
+/// say otherwise; `f64::INFINITY` for the limit): made by `FlowModel::at` and
+/// `EnsembleModel::at`, it predicts like every other model.
+///
+/// (Checked in tests/function_space.rs: `at(0)` is f_0 = 0, `at(∞)` kernel regression.)
+#[derive(Clone, Copy, Debug)]
+pub struct AtTime<'a, M> {
+    model: &'a M,
+    t: f64,
+}
+
+impl<'a, M> AtTime<'a, M> {
+    pub(crate) fn new(model: &'a M, t: f64) -> Self {
+        AtTime { model, t }
+    }
+
+    /// The training time.
+    pub fn time(&self) -> f64 {
+        self.t
+    }
+}
+
+impl<K: KernelProgram + Clone> AtTime<'_, FlowModel<K>> {
+    /// Predictions at `x` (one row per input, one column per target).
+    pub fn predict<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<f64>> {
+        self.model.predict_at(x, self.t)
+    }
+
+    /// Mean and covariance at `x` over random initialisations (see
+    /// `FlowModel::predict_with_uncertainty_at`'s description in docs/math.md §5,
+    /// "Predictive uncertainty"): evaluates Σ(X, X) again, no new factorisation.
+    pub fn predict_with_uncertainty<S: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        mode: crate::solve::CovarianceMode,
+    ) -> Result<crate::solve::Gaussian> {
+        self.model.predict_with_uncertainty_at(x, self.t, mode)
+    }
+}
+
+impl<K: KernelProgram + Clone> AtTime<'_, crate::solve::EnsembleModel<K>> {
+    /// The mean prediction at `x`; evaluates only the test–train kernel.
+    pub fn predict<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<f64>> {
+        self.model.mean_at(x, self.t)
+    }
+
+    /// Mean and covariance at `x`: `mode` chooses the full covariance or only the variances
+    /// (then Σ(x, x) is evaluated per point and no T×T matrix is formed).
+    pub fn predict_with_uncertainty<S: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        mode: crate::solve::CovarianceMode,
+    ) -> Result<crate::solve::Gaussian> {
+        self.model.predict_with_uncertainty_at(x, self.t, mode)
     }
 }
 
@@ -173,17 +241,49 @@ impl<R: LimitRule, K: KernelProgram + Clone> FunctionSpaceModel<R, K> {
         check_inputs(x_train.view(), None)?;
         check_targets(net.architecture(), x_train.nrows(), &y_train.view())?;
         let kernels = R::pack(net.kernels(x_train, TrainingInputs::of(x_train), R::WANT)?)?;
-        let trainer = Trainer::new(rule, TrainSet::new(kernels, y_train.to_owned())?, config)?;
+        Self::from_train_set(
+            net,
+            rule,
+            x_train,
+            TrainSet::new(kernels, y_train.to_owned())?,
+            config,
+        )
+    }
+
+    /// A model from kernels already evaluated on the training set (a [`TrainSet`]: packed
+    /// kernels with columns = training examples, targets, and optionally the initial
+    /// function f_0 on the training set), for runs that reuse one Gram matrix across
+    /// learning rates or start from a finite network's initial outputs. `x_train` are the
+    /// inputs the kernels were evaluated on (checked: one per kernel column), used for
+    /// the test kernels of [`predict`](Self::predict).
+    pub fn from_train_set<S: Data<Elem = f64>>(
+        net: &Network<K>,
+        rule: R,
+        x_train: &ArrayBase<S, Ix2>,
+        train: TrainSet<R::Kernels>,
+        config: TrainConfig,
+    ) -> Result<Self> {
+        check_inputs(x_train.view(), None)?;
+        if train.len() != x_train.nrows() {
+            return Err(Error::ShapeMismatch {
+                what: "training examples of the kernels vs rows of the training inputs".into(),
+                expected: x_train.nrows(),
+                found: train.len(),
+            });
+        }
+        check_targets(net.architecture(), x_train.nrows(), &train.targets.view())?;
         Ok(FunctionSpaceModel {
             net: net.clone(),
             x_train: x_train.to_owned(),
-            trainer,
+            trainer: Trainer::new(rule, train, config)?,
         })
     }
 
-    /// The kernels of `x` against the training inputs, packed for prediction and for the
-    /// per-epoch test metrics (`y`: targets of `x`, optional).
-    pub fn test_set<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+    /// The kernels of `x` against the training inputs, packed for
+    /// [`predict_prepared`](Self::predict_prepared) and for the per-epoch test metrics of
+    /// [`fit`](Self::fit) (`y`: targets of `x`, optional). Preparing once saves the
+    /// test-versus-train kernel at every epoch.
+    pub fn prepare_test<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
         &self,
         x: &ArrayBase<S1, Ix2>,
         y: Option<&ArrayBase<S2, Ix2>>,
@@ -200,31 +300,36 @@ impl<R: LimitRule, K: KernelProgram + Clone> FunctionSpaceModel<R, K> {
     }
 
     /// Trains `epochs` more epochs; `test` adds test loss and accuracy to the history.
-    pub fn fit(
-        &mut self,
-        epochs: usize,
-        test: Option<&TestSet<R::Kernels>>,
-    ) -> Result<Vec<EpochRecord>> {
+    pub fn fit(&mut self, epochs: usize, test: Option<&TestSet<R::Kernels>>) -> Result<History> {
         self.trainer.fit(epochs, test)
     }
 
-    /// Like [`fit`](Self::fit), calling `callback` after every epoch.
+    /// Like [`fit`](Self::fit), calling `callback` after every epoch with its record.
     pub fn fit_with(
         &mut self,
         epochs: usize,
         test: Option<&TestSet<R::Kernels>>,
         callback: impl FnMut(&EpochRecord),
-    ) -> Result<Vec<EpochRecord>> {
+    ) -> Result<History> {
         self.trainer.fit_with(epochs, test, callback)
     }
 
+    /// Predictions at `x` (one row per input, one column per target) with the configured
+    /// reported iterate; evaluates the test-versus-train kernel. A model started from an
+    /// initial function f_0 needs f_0 at `x` too: use a prepared test set with it
+    /// ([`TestSet::with_f0`], [`predict_prepared`](Self::predict_prepared)); here that is
+    /// `Error::InvalidArgument`.
+    pub fn predict<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<f64>> {
+        self.predict_prepared(&self.prepare_test(x, None::<&Array2<f64>>)?)
+    }
+
     /// Predictions on a prepared test set with the configured reported iterate.
-    pub fn predict(&self, test: &TestSet<R::Kernels>) -> Result<Array2<f64>> {
+    pub fn predict_prepared(&self, test: &TestSet<R::Kernels>) -> Result<Array2<f64>> {
         self.trainer.predict(test, self.trainer.config().report)
     }
 
-    /// Predictions with a chosen iterate (last, running mean, EMA).
-    pub fn predict_iterate(
+    /// Predictions on a prepared test set with a chosen iterate (last, running mean, EMA).
+    pub fn predict_prepared_iterate(
         &self,
         test: &TestSet<R::Kernels>,
         iterate: Iterate,
@@ -386,7 +491,7 @@ impl<K: KernelProgram + Clone> FlowModel<K> {
     /// kept eigendecomposition of Θ(X, X) ([`GradientFlow::ntk_ensemble`]; docs/math.md §5,
     /// "Predictive uncertainty"). Evaluates Σ(X, X) again (O(N²d), no new factorisation).
     /// For a ridge or neural-tangents' conventions use [`Network::mse_ensemble`].
-    pub fn predict_with_uncertainty<S: Data<Elem = f64>>(
+    fn predict_with_uncertainty_at<S: Data<Elem = f64>>(
         &self,
         x: &ArrayBase<S, Ix2>,
         t: f64,

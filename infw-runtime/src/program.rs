@@ -82,7 +82,7 @@ impl<P: PairProgram> KernelProgram for P {
         want: Want,
         params: &GramParams,
     ) -> Result<KernelMatrices> {
-        crate::gram::evaluate(self, x, t, want, params)
+        crate::gram::kernel_matrices(self, x, t, want, params)
     }
     fn diagonals(&self, x: ArrayView2<f64>, want: Want) -> Result<KernelDiagonals> {
         crate::solve::kernel_diagonals(self, x, want)

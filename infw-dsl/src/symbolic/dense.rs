@@ -15,8 +15,8 @@ use crate::ir::{Node, NodeId, Value};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-/// √(2/π), folded into the constants of B.
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+/// √(2/π), folded into the constants of B (the one definition, shared with the runtime).
+use infw_layers::SQRT_2_OVER_PI;
 
 /// A hidden dense node `n` reading `input`.
 pub fn hidden(

@@ -389,7 +389,7 @@ mod tests {
             let i = pair(PiecewiseLinear::IDENTITY);
             close(i.phi, c, "identity E[φφ]");
             close(i.dphi, 1.0, "identity E[φ'φ']");
-            close(i.sign, (2.0 / PI).sqrt() * c / b.sqrt(), "identity S");
+            close(i.sign, crate::SQRT_2_OVER_PI * c / b.sqrt(), "identity S");
             close(i.dsign, 1.0, "identity D");
         }
     }

@@ -118,7 +118,7 @@ mod tests {
                 Want::ALL,
             );
             let (kappa, tau2) = (c / b, a - c * c / b);
-            let k = (2.0 / std::f64::consts::PI).sqrt();
+            let k = crate::SQRT_2_OVER_PI;
             let s = kappa.powi(3) * 2.0 * k * b.powf(1.5) + 3.0 * kappa * tau2 * k * b.sqrt();
             let scale = 15.0 * (a * b).powf(1.5);
             close(out.phi, 9.0 * a * b * c + 6.0 * c.powi(3), scale, "E[φφ]");

@@ -9,8 +9,8 @@ use ndarray::{s, Array2, ArrayView2, Zip};
 use super::graph::{Buffers, Graph};
 use super::layers::{backward, forward_tangent};
 use super::model::{
-    check_batch, check_input, check_layout, drive_loss_gradient, drive_predict, Core, Model,
-    Workspace,
+    check_batch, check_finite, check_input, check_layout, drive_loss_gradient, drive_predict, Core,
+    Model, Workspace,
 };
 use super::network::FiniteNetwork;
 use super::params::Params;
@@ -61,6 +61,15 @@ impl LinearizedNetwork {
     /// True for the centred variant (no f(x; θ0) term).
     pub fn is_centered(&self) -> bool {
         self.centered
+    }
+
+    /// Predictions at `x`, one row per input and one column per output: the shape every
+    /// infw model predicts in.
+    pub fn predict<S: ndarray::Data<Elem = f64>>(
+        &self,
+        x: &ndarray::ArrayBase<S, ndarray::Ix2>,
+    ) -> Result<Array2<f64>> {
+        Model::predict(self, x.view())
     }
 }
 
@@ -114,6 +123,7 @@ impl Model for LinearizedNetwork {
     fn predict_with(&self, x: ArrayView2<f64>, ws: &mut Workspace) -> Result<Array2<f64>> {
         check_layout(&self.net0.graph, &self.delta)?;
         check_input(x, self.input_dim(), "x")?;
+        check_finite(x, "x")?;
         Ok(drive_predict(self, x, ws))
     }
     fn loss_gradient(

@@ -8,7 +8,8 @@
 //!   (the finite side of docs/math.md §4's sign-descent limit).
 //! - [`LinearizedNetwork`]: the same network with feature learning disabled.
 //! - [`Sgd`], [`Adam`], [`SignDescent`] with per-tensor rates ([`TensorRates`]).
-//! - [`train`]: epochs of seeded mini-batches for any [`Model`] and [`Optimizer`].
+//! - [`train`] / [`train_with`]: epochs of seeded mini-batches for any [`Model`] and
+//!   [`Optimizer`], reporting the same [`crate::EpochRecord`]s as the function-space trainer.
 
 mod conv;
 mod graph;
@@ -33,4 +34,4 @@ pub use model::{Model, Workspace, BLOCK_ROWS};
 pub use network::{FiniteNetwork, Parameterization};
 pub use optim::{Adam, Optimizer, Sgd, SignDescent};
 pub use params::{Params, TensorRates};
-pub use train::{evaluate, train, Dataset, EpochRecord, History, TrainConfig};
+pub use train::{evaluate, train, train_with, Examples, FiniteTrainConfig};

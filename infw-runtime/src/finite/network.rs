@@ -144,6 +144,15 @@ impl FiniteNetwork {
         TensorRates::sign_limit(&self.params)
     }
 
+    /// Predictions at `x`, one row per input and one column per output: the shape every
+    /// infw model predicts in (the same as [`forward`](Self::forward)).
+    pub fn predict<S: ndarray::Data<Elem = f64>>(
+        &self,
+        x: &ndarray::ArrayBase<S, ndarray::Ix2>,
+    ) -> Result<Array2<f64>> {
+        self.forward(x.view())
+    }
+
     /// f(x) for the rows of `x` (rows × C).
     pub fn forward(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
         check_layout(&self.graph, &self.params)?;
@@ -349,6 +358,7 @@ impl Model for FiniteNetwork {
     fn predict_with(&self, x: ArrayView2<f64>, ws: &mut Workspace) -> Result<Array2<f64>> {
         check_layout(&self.graph, &self.params)?;
         check_input(x, self.input_dim(), "x")?;
+        check_finite(x, "x")?;
         Ok(drive_predict(self, x, ws))
     }
     fn loss_gradient(

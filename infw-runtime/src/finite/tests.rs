@@ -355,7 +355,7 @@ fn linearized_graph_at_theta0_equals_the_network() {
             let net = FiniteNetwork::new(&a, 3, 2, Parameterization::Ntk, 3).unwrap();
             let mut lin = net.linearize(false);
             let f0 = net.forward(x.view()).unwrap();
-            assert_eq!(lin.predict(x.view()).unwrap(), f0, "{what}");
+            assert_eq!(lin.predict(&x).unwrap(), f0, "{what}");
             let (mut g_net, mut g_lin) = (net.params.zeros_like(), net.params.zeros_like());
             net.loss_gradient(
                 x.view(),
@@ -505,7 +505,7 @@ fn linearized_model_is_first_order_taylor_expansion() {
         let mut lin = net.linearize(false);
         // At θ0.
         let f0 = net.forward(x.view()).unwrap();
-        assert_eq!(lin.predict(x.view()).unwrap(), f0);
+        assert_eq!(lin.predict(&x).unwrap(), f0);
         let (mut g_net, mut g_lin) = (net.params.zeros_like(), net.params.zeros_like());
         let mut ws = net.workspace();
         net.loss_gradient(x.view(), y.view(), Loss::Mse, &mut g_net, &mut ws)
@@ -528,7 +528,7 @@ fn linearized_model_is_first_order_taylor_expansion() {
         for t in [1e-2, 5e-3] {
             lin.params_mut().fill(0.0);
             lin.params_mut().axpy(t, &v);
-            let fl = lin.predict(x.view()).unwrap();
+            let fl = lin.predict(&x).unwrap();
             let taylor = &f0 + &(&jv * t);
             let err = (&fl - &taylor)
                 .mapv(f64::abs)
@@ -559,8 +559,8 @@ fn linearized_model_is_first_order_taylor_expansion() {
         // The centred variant drops exactly f(θ0).
         let mut cen = net.linearize(true);
         cen.params_mut().assign(lin.params());
-        let fc = cen.predict(x.view()).unwrap();
-        let fl = lin.predict(x.view()).unwrap();
+        let fc = cen.predict(&x).unwrap();
+        let fl = lin.predict(&x).unwrap();
         assert!(
             (&fl - &f0 - &fc)
                 .mapv(f64::abs)
@@ -646,8 +646,8 @@ fn training_reduces_loss_for_network_and_linearization() {
         .map(|r| (r[0] > 0.0) as usize)
         .collect();
     let y = one_hot(&labels, 2);
-    let data = Dataset::new(x.view(), y.view());
-    let cfg = TrainConfig {
+    let data = Examples::new(x.view(), y.view());
+    let cfg = FiniteTrainConfig {
         epochs: 15,
         batch_size: 4,
         loss: Loss::Mse,
@@ -664,12 +664,11 @@ fn training_reduces_loss_for_network_and_linearization() {
         let mut n = net.clone();
         let mut lin = net.linearize(true);
         let mut seen = 0;
-        let mut cb = |_: &EpochRecord| seen += 1;
         let mut o = make(&n.params);
-        let h = train(&mut n, o.as_mut(), &data, Some(&data), &cfg, Some(&mut cb)).unwrap();
+        let h = train_with(&mut n, o.as_mut(), &data, Some(&data), &cfg, |_| seen += 1).unwrap();
         assert_eq!(seen, 15);
         let mut o = make(&n.params);
-        let hl = train(&mut lin, o.as_mut(), &data, None, &cfg, None).unwrap();
+        let hl = train(&mut lin, o.as_mut(), &data, None, &cfg).unwrap();
         let (ws, wl) = (
             evaluate(&net, &data, Loss::Mse, &mut net.workspace()).unwrap(),
             evaluate(
@@ -689,14 +688,45 @@ fn training_reduces_loss_for_network_and_linearization() {
             ws.0
         );
         assert_eq!(last.test_loss, Some(last.train_loss));
-        assert!(last.train_accuracy > 0.9 && last.seconds >= 0.0);
+        assert!(last.train_accuracy.unwrap() > 0.9 && last.seconds >= 0.0);
         let ll = hl.last().unwrap();
         eprintln!(
             "net {} -> {}, linearized {} -> {}",
             ws.0, last.train_loss, wl.0, ll.train_loss
         );
         assert!(ll.train_loss < 0.5 * wl.0 && ll.test_loss.is_none());
+        assert_eq!(
+            last.learning_rate,
+            o.learning_rate(),
+            "the record carries the rate"
+        );
     }
+}
+
+/// With one output there is no class to pick: accuracy is `None` in the finite records, as
+/// in the function-space ones.
+#[test]
+fn one_output_has_no_accuracy() {
+    let a = arch(&[(8, 1.4, 0.1, Activation::RELU)], 1.0, 0.0);
+    let x = randn(10, 2, 5);
+    let y = randn(10, 1, 6);
+    let data = Examples::new(x.view(), y.view());
+    let mut net = FiniteNetwork::new(&a, 2, 1, Parameterization::Ntk, 0).unwrap();
+    let cfg = FiniteTrainConfig {
+        epochs: 2,
+        ..FiniteTrainConfig::default()
+    };
+    let h = train(
+        &mut net,
+        &mut Sgd::new(0.01, 0.0).unwrap(),
+        &data,
+        Some(&data),
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!((h.len(), h[1].epoch), (2, 2));
+    assert!(h[1].train_accuracy.is_none() && h[1].test_accuracy.is_none());
+    assert_eq!((h[1].learning_rate, h[1].test_loss.is_some()), (0.01, true));
 }
 
 #[test]
@@ -751,22 +781,22 @@ fn bad_input_gives_typed_errors_not_panics() {
     let mut lin = net.linearize(false);
     lin.params_mut().biases.pop();
     assert!(matches!(
-        lin.predict(randn(1, 3, 0).view()),
+        lin.predict(&randn(1, 3, 0)),
         Err(Error::ShapeMismatch { .. })
     ));
     // Divergence is an error, not a panic or a NaN history.
     let x = randn(20, 3, 1);
     let y = randn(20, 2, 2) * 1e3;
-    let data = Dataset::new(x.view(), y.view());
+    let data = Examples::new(x.view(), y.view());
     let mut sgd = Sgd::new(1e6, 0.0).unwrap();
-    let cfg = TrainConfig {
+    let cfg = FiniteTrainConfig {
         epochs: 50,
         batch_size: 1,
         loss: Loss::Mse,
         seed: 0,
     };
     assert!(matches!(
-        train(&mut net, &mut sgd, &data, None, &cfg, None),
+        train(&mut net, &mut sgd, &data, None, &cfg),
         Err(Error::Diverged { .. })
     ));
 }

@@ -663,8 +663,8 @@ fn conv_linearization_at_theta0() {
         let net = FiniteNetwork::new(&a, row_len(&a), 2, Parameterization::Ntk, 3).unwrap();
         let f0 = net.forward(x.view()).unwrap();
         let mut lin = net.linearize(false);
-        assert_eq!(lin.predict(x.view()).unwrap(), f0, "{what}");
-        let centred = net.linearize(true).predict(x.view()).unwrap();
+        assert_eq!(lin.predict(&x).unwrap(), f0, "{what}");
+        let centred = net.linearize(true).predict(&x).unwrap();
         assert!(centred.iter().all(|&v| v == 0.0), "{what}: {centred}");
         let (mut g_net, mut g_lin) = (net.params.zeros_like(), net.params.zeros_like());
         net.loss_gradient(
@@ -849,8 +849,8 @@ fn conv_training_reduces_loss() {
     );
     let a = d.architecture();
     let (x, y) = signals(64, 16, 7);
-    let data = Dataset::new(x.view(), y.view());
-    let cfg = TrainConfig {
+    let data = Examples::new(x.view(), y.view());
+    let cfg = FiniteTrainConfig {
         epochs: 15,
         batch_size: 8,
         loss: Loss::Mse,
@@ -875,25 +875,19 @@ fn conv_training_reduces_loss() {
     for (name, make) in &opts {
         let mut n = net.clone();
         let mut opt = make(&n.params);
-        let h = train(&mut n, opt.as_mut(), &data, None, &cfg, None).unwrap();
+        let h = train(&mut n, opt.as_mut(), &data, None, &cfg).unwrap();
         let mut lin = net.linearize(true);
         let lin_start = evaluate(&lin, &data, Loss::Mse, &mut Workspace::default())
             .unwrap()
             .0;
-        let hl = train(
-            &mut lin,
-            make(&net.params).as_mut(),
-            &data,
-            None,
-            &cfg,
-            None,
-        )
-        .unwrap();
+        let hl = train(&mut lin, make(&net.params).as_mut(), &data, None, &cfg).unwrap();
         let (last, ll) = (h.last().unwrap(), hl.last().unwrap());
         eprintln!(
             "{name}: network {start:.4} -> {:.4} (accuracy {:.2}), centred linearization \
              {lin_start:.4} -> {:.4}",
-            last.train_loss, last.train_accuracy, ll.train_loss
+            last.train_loss,
+            last.train_accuracy.unwrap(),
+            ll.train_loss
         );
         assert!(last.train_loss < 0.5 * start, "{name}: {}", last.train_loss);
         assert!(ll.train_loss < 0.5 * lin_start, "{name}: {}", ll.train_loss);
@@ -910,10 +904,10 @@ fn conv_epoch_on_1000_signals_takes_seconds() {
     let x = randn(1000, 40, 5);
     let labels: Vec<usize> = (0..1000).map(|i| i % 10).collect();
     let y = one_hot(&labels, 10);
-    let data = Dataset::new(x.view(), y.view());
+    let data = Examples::new(x.view(), y.view());
     let mut net = FiniteNetwork::new(&a, 40, 10, Parameterization::Ntk, 0).unwrap();
     for batch_size in [32, 128] {
-        let cfg = TrainConfig {
+        let cfg = FiniteTrainConfig {
             epochs: 1,
             batch_size,
             loss: Loss::CrossEntropy,
@@ -921,7 +915,7 @@ fn conv_epoch_on_1000_signals_takes_seconds() {
         };
         let mut adam = Adam::new(1e-3, 0.9, 0.999, 1e-8).unwrap();
         let t = std::time::Instant::now();
-        train(&mut net, &mut adam, &data, None, &cfg, None).unwrap();
+        train(&mut net, &mut adam, &data, None, &cfg).unwrap();
         let secs = t.elapsed().as_secs_f64();
         eprintln!(
             "one epoch, 1000 signals, batch {batch_size}: {secs:.2} s ({} threads)",

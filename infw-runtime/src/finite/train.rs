@@ -1,5 +1,6 @@
 //! The training loop for finite models: epochs of seeded-shuffled mini-batches, any
-//! [`Model`] with any [`Optimizer`], a per-epoch history on the training and test sets.
+//! [`Model`] with any [`Optimizer`], a per-epoch [`History`] on the training and test sets
+//! (the same records as the function-space trainer's).
 
 use std::time::Instant;
 
@@ -10,13 +11,15 @@ use rand::SeedableRng;
 
 use super::model::{check_finite, check_input, Model, Workspace};
 use super::optim::Optimizer;
+use crate::history::{EpochRecord, History};
 use crate::loss::argmax;
 use crate::{Error, Loss, Result};
 
-/// A labelled data set: inputs (rows = examples), targets (rows × C, one-hot or real) and
-/// the class labels accuracy is measured against (`None`: the arg-max of each target row).
+/// Labelled examples, borrowed: inputs (rows = examples), targets (rows × C, one-hot or
+/// real) and the class labels accuracy is measured against (`None`: the arg-max of each
+/// target row). (A loaded train/test split is a [`crate::data::Dataset`].)
 #[derive(Clone, Copy, Debug)]
-pub struct Dataset<'a> {
+pub struct Examples<'a> {
     /// Inputs, one example per row.
     pub x: ArrayView2<'a, f64>,
     /// Targets, one row per example.
@@ -25,10 +28,18 @@ pub struct Dataset<'a> {
     pub labels: Option<&'a [usize]>,
 }
 
-impl<'a> Dataset<'a> {
+impl<'a> Examples<'a> {
     /// Inputs and one-hot (or real) targets; labels are the targets' row arg-max.
     pub fn new(x: ArrayView2<'a, f64>, y: ArrayView2<'a, f64>) -> Self {
-        Dataset { x, y, labels: None }
+        Examples { x, y, labels: None }
+    }
+
+    /// The same examples, scored against `labels` (checked when training starts).
+    pub fn with_labels(self, labels: &'a [usize]) -> Self {
+        Examples {
+            labels: Some(labels),
+            ..self
+        }
     }
 
     fn validate(&self, d: usize, c: usize, what: &str) -> Result<()> {
@@ -71,24 +82,15 @@ impl<'a> Dataset<'a> {
     fn label(&self, i: usize) -> usize {
         match self.labels {
             Some(l) => l[i],
-            None => {
-                // First index of the row maximum, as `loss::argmax`.
-                let row = self.y.row(i);
-                let mut best = 0;
-                for (k, &v) in row.iter().enumerate() {
-                    if v > row[best] {
-                        best = k;
-                    }
-                }
-                best
-            }
+            None => argmax(&self.y.row(i)),
         }
     }
 }
 
-/// How to train.
+/// How to train a finite network (the function-space limits have their own
+/// [`crate::train::TrainConfig`]; the learning rate lives in the [`Optimizer`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TrainConfig {
+pub struct FiniteTrainConfig {
     /// Passes over the training set.
     pub epochs: usize,
     /// Examples per step; 1 is per-example training (docs/math.md §4's setting).
@@ -99,9 +101,9 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
-impl Default for TrainConfig {
+impl Default for FiniteTrainConfig {
     fn default() -> Self {
-        TrainConfig {
+        FiniteTrainConfig {
             epochs: 10,
             batch_size: 1,
             loss: Loss::Mse,
@@ -110,45 +112,14 @@ impl Default for TrainConfig {
     }
 }
 
-/// The measurements after one epoch. Losses and accuracies are evaluated on the whole set
-/// with the parameters at the end of the epoch.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochRecord {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Mean loss over the training set.
-    pub train_loss: f64,
-    /// Accuracy on the training set, in [0, 1].
-    pub train_accuracy: f64,
-    /// Mean loss over the test set, when one was given.
-    pub test_loss: Option<f64>,
-    /// Accuracy on the test set, when one was given.
-    pub test_accuracy: Option<f64>,
-    /// Wall time of this epoch's optimization steps, in seconds (evaluation excluded).
-    pub seconds: f64,
-}
-
-/// One record per epoch.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct History {
-    /// The records in epoch order.
-    pub epochs: Vec<EpochRecord>,
-}
-
-impl History {
-    /// The record of the last epoch, if any.
-    pub fn last(&self) -> Option<&EpochRecord> {
-        self.epochs.last()
-    }
-}
-
-/// Mean loss and accuracy (row arg-max vs labels) of `model` on `data`.
+/// Mean loss and accuracy (row arg-max vs labels; `None` with one output) of `model` on
+/// `data`.
 pub fn evaluate<M: Model + ?Sized>(
     model: &M,
-    data: &Dataset<'_>,
+    data: &Examples<'_>,
     loss: Loss,
     ws: &mut Workspace,
-) -> Result<(f64, f64)> {
+) -> Result<(f64, Option<f64>)> {
     data.validate(model.input_dim(), model.outputs(), "evaluation set")?;
     let f = model.predict_with(data.x, ws)?;
     let n = data.x.nrows();
@@ -172,19 +143,31 @@ pub fn evaluate<M: Model + ?Sized>(
             what: format!("mean loss on the evaluation set = {mean}"),
         });
     }
-    Ok((mean, correct as f64 / n as f64))
+    let accuracy = (model.outputs() > 1).then(|| correct as f64 / n as f64);
+    Ok((mean, accuracy))
 }
 
 /// Trains `model` with `opt` for `config.epochs` epochs of shuffled mini-batches and returns
-/// the per-epoch history; `callback` sees every record as it is made. A non-finite loss
-/// stops training with `Error::Diverged` (the model keeps its last parameters).
+/// the per-epoch history. A non-finite loss stops training with `Error::Diverged` (the
+/// model keeps its last parameters).
 pub fn train<M: Model + ?Sized, O: Optimizer + ?Sized>(
     model: &mut M,
     opt: &mut O,
-    train_set: &Dataset<'_>,
-    test_set: Option<&Dataset<'_>>,
-    config: &TrainConfig,
-    mut callback: Option<&mut dyn FnMut(&EpochRecord)>,
+    train_set: &Examples<'_>,
+    test_set: Option<&Examples<'_>>,
+    config: &FiniteTrainConfig,
+) -> Result<History> {
+    train_with(model, opt, train_set, test_set, config, |_| {})
+}
+
+/// Like [`train`], calling `callback` after every epoch with its record.
+pub fn train_with<M: Model + ?Sized, O: Optimizer + ?Sized>(
+    model: &mut M,
+    opt: &mut O,
+    train_set: &Examples<'_>,
+    test_set: Option<&Examples<'_>>,
+    config: &FiniteTrainConfig,
+    mut callback: impl FnMut(&EpochRecord),
 ) -> Result<History> {
     let (d, c) = (model.input_dim(), model.outputs());
     train_set.validate(d, c, "training set")?;
@@ -228,21 +211,20 @@ pub fn train<M: Model + ?Sized, O: Optimizer + ?Sized>(
         let (test_loss, test_accuracy) = match test_set {
             Some(t) => {
                 let (l, a) = evaluate(model, t, config.loss, &mut ws)?;
-                (Some(l), Some(a))
+                (Some(l), a)
             }
             None => (None, None),
         };
         let rec = EpochRecord {
             epoch,
+            learning_rate: opt.learning_rate(),
             train_loss,
             train_accuracy,
             test_loss,
             test_accuracy,
             seconds,
         };
-        if let Some(cb) = callback.as_mut() {
-            cb(&rec);
-        }
+        callback(&rec);
         history.epochs.push(rec);
     }
     Ok(history)

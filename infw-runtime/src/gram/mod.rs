@@ -84,7 +84,7 @@ pub struct KernelMatrices {
 
 /// Evaluates the requested kernels between the rows of `x` and the rows of `t`
 /// (`t = None`: `x` against itself). `t` holds the training examples of R and H.
-pub fn evaluate<K: PairProgram>(
+pub fn kernel_matrices<K: PairProgram>(
     program: &K,
     x: ArrayView2<f64>,
     t: Option<ArrayView2<f64>>,

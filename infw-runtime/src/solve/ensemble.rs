@@ -100,9 +100,19 @@ impl<K: KernelProgram + Clone> EnsembleModel<K> {
         }
     }
 
-    /// The mean prediction at `x` after time `t` (on the clock of the options;
-    /// f64::INFINITY for the limit). Evaluates only the test–train kernel.
-    pub fn mean<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>, t: f64) -> Result<Array2<f64>> {
+    /// The model at training time `t` (on the clock of the options; `f64::INFINITY` for the
+    /// limit): [`AtTime::predict`](crate::model::AtTime) gives the mean, `predict_with_uncertainty`
+    /// mean and covariance. `t` is checked when predicting.
+    pub fn at(&self, t: f64) -> crate::model::AtTime<'_, Self> {
+        crate::model::AtTime::new(self, t)
+    }
+
+    /// The mean prediction at `x` after time `t`. Evaluates only the test–train kernel.
+    pub(crate) fn mean_at<S: Data<Elem = f64>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        t: f64,
+    ) -> Result<Array2<f64>> {
         let train = TrainingInputs::of(&self.x_train);
         match &self.inner {
             Inner::Nngp(e) => e.mean(self.net.nngp(x, &self.x_train)?.view(), t),
@@ -115,7 +125,7 @@ impl<K: KernelProgram + Clone> EnsembleModel<K> {
 
     /// Mean and covariance at `x` after time `t`. `mode` chooses the full M×M covariance or
     /// only the variances (then Σ(x, x) is evaluated per point and no M×M matrix is formed).
-    pub fn predict<S: Data<Elem = f64>>(
+    pub(crate) fn predict_with_uncertainty_at<S: Data<Elem = f64>>(
         &self,
         x: &ArrayBase<S, Ix2>,
         t: f64,

@@ -69,7 +69,7 @@ impl<S: SpatialProgram> KernelProgram for Convolutional<S> {
         want: Want,
         _params: &GramParams,
     ) -> Result<KernelMatrices> {
-        evaluate(&self.0, x, t, want)
+        kernel_matrices(&self.0, x, t, want)
     }
     fn diagonals(&self, x: ArrayView2<f64>, want: Want) -> Result<KernelDiagonals> {
         diagonals(&self.0, x, want)
@@ -119,7 +119,7 @@ fn points<S: SpatialProgram>(program: &S, a: ArrayView2<f64>) -> Vec<S::Point> {
 }
 
 /// The kernels in `want` (NNGP and/or NTK) between the rows of `x` and of `t`.
-pub fn evaluate<S: SpatialProgram>(
+pub fn kernel_matrices<S: SpatialProgram>(
     program: &S,
     x: ArrayView2<f64>,
     t: Option<ArrayView2<f64>>,

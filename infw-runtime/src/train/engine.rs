@@ -13,26 +13,8 @@ use super::config::{invalid, Iterate, TrainConfig};
 use super::kernels::{KernelSet, TestSet, TrainSet};
 use super::rule::UpdateRule;
 use crate::error::{Error, Result};
+use crate::history::{EpochRecord, History};
 use crate::loss::{argmax, Loss};
-
-/// Metrics of one epoch, for the reported iterate ([`TrainConfig::report`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochRecord {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Learning rate of the epoch's last step.
-    pub learning_rate: f64,
-    /// Mean per-example loss on the training set.
-    pub train_loss: f64,
-    /// Fraction of training rows whose arg-max matches the target's; `None` when C = 1.
-    pub train_accuracy: Option<f64>,
-    /// Mean test loss, when the test set has targets.
-    pub test_loss: Option<f64>,
-    /// Test arg-max accuracy, when the test set has targets and C ≥ 2.
-    pub test_accuracy: Option<f64>,
-    /// Wall time of the epoch (steps and evaluation), in seconds.
-    pub seconds: f64,
-}
 
 /// A function f = f_0 + Σ_j K_j(·, X) A_j: coefficients `A_j` (N×C, one row per training
 /// example) and its values on the training set.
@@ -223,6 +205,7 @@ impl<R: UpdateRule> Trainer<R> {
             eta = self.current_rate(epoch);
             self.step_inner(b, eta, epoch, i + 1)?;
         }
+        let seconds = start.elapsed().as_secs_f64();
         self.epochs_done = epoch;
         self.check_states_finite(epoch)?;
         let mut record = EpochRecord {
@@ -232,7 +215,7 @@ impl<R: UpdateRule> Trainer<R> {
             train_accuracy: None,
             test_loss: None,
             test_accuracy: None,
-            seconds: 0.0,
+            seconds,
         };
         let (loss, acc) = self.metrics(
             self.state(self.config.report)?.train.view(),
@@ -260,16 +243,11 @@ impl<R: UpdateRule> Trainer<R> {
                 record.test_accuracy = acc;
             }
         }
-        record.seconds = start.elapsed().as_secs_f64();
         Ok(record)
     }
 
     /// `epochs` epochs; returns the history.
-    pub fn fit(
-        &mut self,
-        epochs: usize,
-        test: Option<&TestSet<R::Kernels>>,
-    ) -> Result<Vec<EpochRecord>> {
+    pub fn fit(&mut self, epochs: usize, test: Option<&TestSet<R::Kernels>>) -> Result<History> {
         self.fit_with(epochs, test, |_| {})
     }
 
@@ -279,12 +257,12 @@ impl<R: UpdateRule> Trainer<R> {
         epochs: usize,
         test: Option<&TestSet<R::Kernels>>,
         mut callback: impl FnMut(&EpochRecord),
-    ) -> Result<Vec<EpochRecord>> {
-        let mut history = Vec::with_capacity(epochs);
+    ) -> Result<History> {
+        let mut history = History::default();
         for _ in 0..epochs {
             let record = self.run_epoch(test)?;
             callback(&record);
-            history.push(record);
+            history.epochs.push(record);
         }
         Ok(history)
     }

@@ -17,6 +17,6 @@ mod rule;
 mod tests;
 
 pub use config::{Iterate, Schedule, TrainConfig};
-pub use engine::{EpochRecord, Trainer};
+pub use engine::Trainer;
 pub use kernels::{KernelSet, NtkKernel, SignKernels, TestSet, TrainSet};
 pub use rule::{AdamLimit, NtkSgd, UpdateRule};
