@@ -40,6 +40,12 @@
 //! implied readout with as many outputs as the targets have columns. Literal numbers are
 //! folded at compile time and give a `Network`; a declaration with an expression gives a
 //! `Result<Network, Error>`, checked when it is built.
+//!
+//! # Features
+//!
+//! - `serde` (off by default): save and load trained kernel models (`KernelModel`,
+//!   `FlowModel`, `FalkonModel`) and finite networks (`FiniteNetwork`,
+//!   `LinearizedNetwork`) in any serde format; see `persist` (present with the feature).
 
 #![deny(missing_docs)]
 
@@ -53,6 +59,36 @@ pub use infw_runtime::{
     KernelProgram, LimitRule, Loss, Network, Node, Readout, Result, TrainingInputs, UserActivation,
     Want, MAX_BAND_ROWS,
 };
+
+/// Save and load (the `serde` feature): `model.saved()` is plain data for any serde format,
+/// `saved.restore(&net)` the model again, for the network declared again (kernel models are
+/// compiled code, so the declaration is not in the file; a description of it is, and
+/// [`Error::ArchitectureMismatch`] says where another declaration differs). Finite networks
+/// are data and restore without it, unless they use a user activation. Restored models
+/// predict bit for bit what the saved ones did when the format round-trips `f64` exactly
+/// (serde_json: its `float_roundtrip` feature). The runtime's
+/// [`infw_runtime::persist`] documents what is saved and checked.
+///
+/// ```
+/// use infw::data::{one_hot, Dataset};
+/// use infw::persist::SavedKernelModel;
+///
+/// let data = Dataset::embedded("wine")?.standardized();
+/// let net = infw::network! { dense(512, w_std = 1.5, b_std = 0.1) relu dense(512, w_std = 1.5, b_std = 0.1) relu };
+/// let y = one_hot(&data.y_train, data.classes)?;
+/// let model = net.ntk_regression(&data.x_train, &y, 1e-6)?;
+/// let json = serde_json::to_string(&model.saved()).expect("JSON");
+///
+/// // Later, or in another program: the same declaration, then the file.
+/// let saved: SavedKernelModel = serde_json::from_str(&json).expect("JSON");
+/// let loaded = saved.restore(&net)?; // Error::ArchitectureMismatch for another declaration
+/// assert_eq!(loaded.predict(&data.x_test)?, model.predict(&data.x_test)?);
+/// # Ok::<(), infw::Error>(())
+/// ```
+#[cfg(feature = "serde")]
+pub mod persist {
+    pub use infw_runtime::persist::*;
+}
 
 /// The ndarray infw is built against (0.16), so users need not guess its version: a second
 /// ndarray in the dependency graph makes every call fail with "multiple different versions

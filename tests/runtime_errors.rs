@@ -1,4 +1,10 @@
 //! Bad runtime input returns a typed error, never a panic.
+
+/// Save and load (the `serde` feature, on in `cargo test` through the dev-dependency on
+/// `infw` itself): round trips and corrupted files.
+#[cfg(feature = "serde")]
+mod persist;
+
 use infw::{Error, TrainingInputs, Want};
 use ndarray::{array, Array2};
 

@@ -10,10 +10,16 @@
 //! Layout: `cli` (arguments), `models` (how each model trains and is scored),
 //! `experiment` (grids, validation, jobs), `report` (table, CSV, chart).
 
+// `cargo test` builds this example as a test (Cargo.toml: `test = true`), where `main` and
+// what only it uses are not called.
+#![cfg_attr(test, allow(dead_code))]
+
 mod cli;
 mod experiment;
 mod models;
 mod report;
+#[cfg(test)]
+mod tests;
 
 use std::process::ExitCode;
 

@@ -83,6 +83,34 @@ macro_rules! activations {
                     format!("{name}({})", p.join(", "))
                 }
             }
+
+            /// The registry name and parameter values (in the rule's order) of a registry
+            /// activation; `None` for a user function, which data cannot name.
+            pub fn registry_parts(&self) -> Option<(&'static str, Vec<f64>)> {
+                match self {
+                    $( Activation::$variant(r) => Some((<$variant as Rule>::NAME, r.params())), )*
+                    Activation::User(_) => None,
+                }
+            }
+
+            /// The registry activation `name` with parameter values `params` (every one,
+            /// in the rule's order): the inverse of [`registry_parts`](Self::registry_parts).
+            /// `Err` says why not: an unknown name, a wrong number of values, or values the
+            /// rule rejects.
+            pub fn from_registry(name: &str, params: &[f64]) -> Result<Activation, String> {
+                $( if name == <$variant as Rule>::NAME {
+                    let expected = <$variant as Rule>::PARAMS.len();
+                    if params.len() != expected {
+                        return Err(format!(
+                            "`{name}` takes {expected} parameter(s), {} given",
+                            params.len()
+                        ));
+                    }
+                    <$variant as Rule>::check(params)?;
+                    return Ok(Activation::$variant(<$variant as Rule>::from_params(params)));
+                } )*
+                Err(format!("`{name}` is not an activation of the registry"))
+            }
         }
 
         /// Every activation of the grammar, in the order of the layer table.
@@ -164,5 +192,25 @@ mod tests {
         assert_eq!(leaky.forward(-2.0), -0.5);
         assert_eq!(leaky.name(), "leaky_relu(0.25)");
         assert_eq!(Activation::Erf(Erf).forward(0.0), 0.0);
+    }
+
+    #[test]
+    fn every_registry_activation_is_rebuilt_from_its_name_and_parameters() {
+        for e in REGISTRY {
+            let params: Vec<f64> = e.params.iter().map(|p| p.default.unwrap_or(0.25)).collect();
+            let a = Activation::from_registry(e.name, &params).unwrap();
+            let (name, back) = a.registry_parts().unwrap();
+            assert_eq!((name, back.as_slice()), (e.name, params.as_slice()));
+            assert_eq!(Activation::from_registry(name, &back), Ok(a));
+        }
+        assert!(Activation::from_registry("leaky_relu", &[]).is_err());
+        assert!(Activation::from_registry("leaky_relu", &[f64::NAN]).is_err());
+        assert!(Activation::from_registry("swish", &[]).is_err());
+        let user = Activation::User(UserFunction {
+            name: "my::Cube",
+            value: |u| u * u * u,
+            derivative: |u| 3.0 * u * u,
+        });
+        assert_eq!(user.registry_parts(), None);
     }
 }

@@ -95,6 +95,35 @@ pub enum Error {
     #[error("architecture mismatch: {0}")]
     Architecture(String),
 
+    /// A saved model or network restored with a declaration other than the one it was
+    /// saved from (the `serde` feature, `persist`): the first difference, on both sides.
+    #[error("the saved state was made with another declaration: saved {saved}, given {given}; declare the network as it was when saved")]
+    ArchitectureMismatch {
+        /// The saved side of the first difference (a node, the readout or the input).
+        saved: String,
+        /// The given declaration's side of it.
+        given: String,
+    },
+
+    /// A finite network saved with a user activation (`act(path)`, a Rust type named in the
+    /// declaration) restored from data alone: a file cannot name code.
+    #[error("the saved declaration uses the user activation {activation}, which cannot be restored from data; restore with the declaration (`restore_with(net.architecture())`)")]
+    UnrestorableActivation {
+        /// The activation as declared (`act(my_crate::Swish)`).
+        activation: String,
+    },
+
+    /// Saved state that is not consistent (hand-edited, or from another format version):
+    /// what was being restored and what is wrong. Wrong shapes and non-finite values are
+    /// [`Error::ShapeMismatch`] and [`Error::NonFinite`].
+    #[error("cannot restore the saved {what}: {reason}")]
+    InvalidSaved {
+        /// What was being restored (e.g. "kernel model").
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// An I/O failure, with the path involved.
     #[error("cannot read {path}: {source}")]
     Io {

@@ -5,6 +5,7 @@
 /// The measurements after one epoch, for the iterate that is reported. Losses and
 /// accuracies are evaluated on the whole set at the end of the epoch.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -24,6 +25,7 @@ pub struct EpochRecord {
 
 /// One record per epoch, in epoch order.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct History {
     /// The records in epoch order.
     pub epochs: Vec<EpochRecord>,

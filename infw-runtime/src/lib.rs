@@ -11,7 +11,8 @@
 //! `solve/` (kernel regression, gradient flow, docs/math.md §5) →
 //! `train/` (function-space training of both limits, docs/math.md §5) →
 //! `finite/` (the finite network of the same declaration, docs/math.md §2, §4) →
-//! `data/` (CSV datasets, standardisation, one-hot targets).
+//! `data/` (CSV datasets, standardisation, one-hot targets); with the `serde` feature,
+//! `persist` (save and load of trained models and finite networks).
 
 #![deny(missing_docs)]
 
@@ -24,6 +25,8 @@ pub mod history;
 pub mod loss;
 pub mod model;
 pub mod network;
+#[cfg(feature = "serde")]
+pub mod persist;
 pub mod solve;
 pub mod train;
 

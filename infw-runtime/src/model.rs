@@ -20,6 +20,7 @@ use ndarray::{Array2, ArrayBase, Data, Ix2};
 
 /// Which kernel of the SGD limit a closed-form model uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum KernelKind {
     /// Σ^{L+1}: the posterior mean of the infinitely wide Bayesian network.
     Nngp,
@@ -66,10 +67,10 @@ fn check_targets(
 /// Kernel regression K*(K + λI)⁻¹Y (docs/math.md §5, t = ∞), with its Cholesky factor kept.
 #[derive(Debug)]
 pub struct KernelModel<K> {
-    net: Network<K>,
-    kind: KernelKind,
-    x_train: Array2<f64>,
-    solver: KernelRegression,
+    pub(crate) net: Network<K>,
+    pub(crate) kind: KernelKind,
+    pub(crate) x_train: Array2<f64>,
+    pub(crate) solver: KernelRegression,
 }
 
 impl<K: KernelProgram + Clone> KernelModel<K> {
@@ -112,9 +113,9 @@ impl<K: KernelProgram + Clone> KernelModel<K> {
 /// eigendecomposition of Θ(X, X) kept for reuse across t.
 #[derive(Debug)]
 pub struct FlowModel<K> {
-    net: Network<K>,
-    x_train: Array2<f64>,
-    flow: GradientFlow,
+    pub(crate) net: Network<K>,
+    pub(crate) x_train: Array2<f64>,
+    pub(crate) flow: GradientFlow,
 }
 
 impl<K: KernelProgram + Clone> FlowModel<K> {
@@ -552,13 +553,13 @@ impl<K: KernelProgram> Network<K> {
 /// kernel blocks; no N×N matrix is formed. Keeps the centres and the coefficients only.
 #[derive(Debug)]
 pub struct FalkonModel<K> {
-    net: Network<K>,
-    kind: KernelKind,
-    centres: Array2<f64>,
-    centre_rows: Vec<usize>,
-    block_rows: usize,
-    n_train: usize,
-    solver: crate::solve::Falkon,
+    pub(crate) net: Network<K>,
+    pub(crate) kind: KernelKind,
+    pub(crate) centres: Array2<f64>,
+    pub(crate) centre_rows: Vec<usize>,
+    pub(crate) block_rows: usize,
+    pub(crate) n_train: usize,
+    pub(crate) solver: crate::solve::Falkon,
 }
 
 impl<K: KernelProgram + Clone> FalkonModel<K> {

@@ -23,9 +23,9 @@ use crate::{Loss, Result};
 /// is training θ, and the tangent needs no subtraction θ − θ0 that would cancel digits.
 #[derive(Clone, Debug)]
 pub struct LinearizedNetwork {
-    net0: FiniteNetwork,
-    delta: Params,
-    centered: bool,
+    pub(crate) net0: FiniteNetwork,
+    pub(crate) delta: Params,
+    pub(crate) centered: bool,
 }
 
 impl LinearizedNetwork {

@@ -20,6 +20,7 @@ use crate::{Architecture, Error, Loss, Result};
 
 /// How weights enter the pre-activations (docs/math.md §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Parameterization {
     /// W, b ~ N(0,1); h = (σw/√n_in) W x + σb b. The one whose wide limits are the NTK and
     /// the Adam limit.
@@ -47,7 +48,10 @@ pub enum Parameterization {
 pub struct FiniteNetwork {
     pub(crate) graph: Graph,
     pub(crate) params: Params,
-    param: Parameterization,
+    pub(crate) param: Parameterization,
+    /// The declaration and width factor the graph was built from (what saving writes).
+    pub(crate) arch: Architecture,
+    pub(crate) factor: usize,
 }
 
 impl FiniteNetwork {
@@ -122,12 +126,55 @@ impl FiniteNetwork {
             graph,
             params: Params { weights, biases },
             param,
+            arch: arch.clone(),
+            factor,
+        })
+    }
+
+    /// The network of `arch` with given parameters (a restored save, `crate::persist`): the
+    /// graph checked and compiled as by [`with_width_factor`](Self::with_width_factor)
+    /// (`factor`, `input_dim` ≥ 1 checked by the caller), the parameters' shapes against it.
+    #[cfg(feature = "serde")]
+    pub(crate) fn from_parts(
+        arch: &Architecture,
+        factor: usize,
+        input_dim: usize,
+        outputs: usize,
+        param: Parameterization,
+        params: Params,
+    ) -> Result<Self> {
+        let c = arch.outputs_for(outputs)?;
+        if c == 0 {
+            return Err(Error::Empty {
+                what: "readout".into(),
+                axis: "outputs",
+            });
+        }
+        let graph = Graph::new(arch, factor, input_dim, c, param)?;
+        check_layout(&graph, &params)?;
+        Ok(FiniteNetwork {
+            graph,
+            params,
+            param,
+            arch: arch.clone(),
+            factor,
         })
     }
 
     /// The parameterization chosen at construction.
     pub fn parameterization(&self) -> Parameterization {
         self.param
+    }
+
+    /// The declared architecture it was built from.
+    pub fn architecture(&self) -> &Architecture {
+        &self.arch
+    }
+
+    /// The factor every dense width and conv channel count was multiplied by (1 for
+    /// [`FiniteNetwork::new`]).
+    pub fn width_factor(&self) -> usize {
+        self.factor
     }
 
     /// The width of every dense node (a conv node's channel count) in node order, then C

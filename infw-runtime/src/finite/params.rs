@@ -9,6 +9,7 @@ use crate::{Error, Result};
 /// (n_out) per dense node, in node order; the last entry is the readout. Gradients and
 /// tangents use the same struct.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Params {
     /// W per dense node, readout last.
     pub weights: Vec<Array2<f64>>,
@@ -164,6 +165,7 @@ impl Params {
 
 /// One learning-rate multiplier per tensor (docs/math.md §4's table, or all ones).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TensorRates {
     /// The multiplier of each weight matrix, in [`Params::weights`] order.
     pub weights: Vec<f64>,

@@ -121,6 +121,7 @@ pub enum FalkonProgress {
 
 /// How a Falkon fit ended.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FalkonReport {
     /// Number M of centres used.
     pub centres: usize,
@@ -151,9 +152,9 @@ pub fn draw_centres(n: usize, m: usize, seed: u64) -> Vec<usize> {
 /// centres, predictions K(X*, C) α.
 #[derive(Clone, Debug)]
 pub struct Falkon {
-    alpha: Array2<f64>,
-    ridge: f64,
-    report: FalkonReport,
+    pub(crate) alpha: Array2<f64>,
+    pub(crate) ridge: f64,
+    pub(crate) report: FalkonReport,
 }
 
 /// Source of training-kernel blocks: K(X\[rows\], C), rows.len() × M.

@@ -38,17 +38,17 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 #[derive(Clone, Debug)]
 pub struct GradientFlow {
     /// V, the eigenvectors of K as columns (N×N).
-    eigvecs: Array2<f64>,
+    pub(crate) eigvecs: Array2<f64>,
     /// λ, non-decreasing, with |λ| ≤ τ replaced by 0.
-    eigvals: Array1<f64>,
+    pub(crate) eigvals: Array1<f64>,
     /// R = Vᵀ (Y − f_0(X)), N×C.
-    projected: Array2<f64>,
+    pub(crate) projected: Array2<f64>,
     /// f_0 on the training set, when the user gave one.
-    f0_train: Option<Array2<f64>>,
-    learning_rate: f64,
-    threshold: f64,
+    pub(crate) f0_train: Option<Array2<f64>>,
+    pub(crate) learning_rate: f64,
+    pub(crate) threshold: f64,
     /// r ≥ 0 added to the diagonal of K before the decomposition ([`with_ridge`](Self::with_ridge)).
-    ridge: f64,
+    pub(crate) ridge: f64,
 }
 
 impl GradientFlow {

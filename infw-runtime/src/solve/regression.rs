@@ -4,9 +4,8 @@
 use super::check;
 use super::predictive::{self, Gaussian, TestTestKernel};
 use crate::error::{Error, Result};
-use faer::linalg::solvers::{Llt, Solve};
 use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
-use faer::{Par, Side};
+use faer::{Mat, Par, Side};
 use ndarray::{Array2, ArrayView2};
 
 /// Kernel (ridge) regression with its Cholesky factor of K + λI kept (docs/math.md §5).
@@ -25,9 +24,12 @@ use ndarray::{Array2, ArrayView2};
 /// ```
 #[derive(Clone, Debug)]
 pub struct KernelRegression {
-    llt: Llt<f64>,
-    alpha: Array2<f64>,
-    ridge: f64,
+    /// L, the lower Cholesky factor of K + λI (faer's `Llt::L`, upper triangle zero): kept
+    /// as a matrix, not as faer's `Llt`, so that a saved model gets it back without
+    /// refactorising (the `serde` feature, `crate::persist`).
+    pub(crate) factor: Mat<f64>,
+    pub(crate) alpha: Array2<f64>,
+    pub(crate) ridge: f64,
 }
 
 impl KernelRegression {
@@ -74,8 +76,13 @@ impl KernelRegression {
                 });
             }
         }
-        let alpha = check::from_faer(llt.solve(check::to_faer(y)).as_ref());
-        Ok(Self { llt, alpha, ridge })
+        let factor = llt.L().to_owned();
+        let alpha = check::from_faer(cholesky_solve(factor.as_ref(), check::to_faer(y)).as_ref());
+        Ok(Self {
+            factor,
+            alpha,
+            ridge,
+        })
     }
 
     /// Predictions K* α on a test set, from the M×N kernel K* = Θ(X*, X) (docs/math.md §5).
@@ -96,7 +103,7 @@ impl KernelRegression {
         check::dim("rows of rhs", self.alpha.nrows(), rhs.nrows())?;
         check::finite("rhs", rhs)?;
         Ok(check::from_faer(
-            self.llt.solve(check::to_faer(rhs)).as_ref(),
+            cholesky_solve(self.factor.as_ref(), check::to_faer(rhs)).as_ref(),
         ))
     }
 
@@ -128,7 +135,7 @@ impl KernelRegression {
         predictive::check_test_test(&k_test_test, k_test_train.nrows())?;
         let mean = k_test_train.dot(&self.alpha);
         let mut w = check::to_faer(k_test_train.t());
-        solve_lower_triangular_in_place(self.llt.L(), w.as_mut(), Par::Seq);
+        solve_lower_triangular_in_place(self.factor.as_ref(), w.as_mut(), Par::Seq);
         let w = check::from_faer(w.as_ref());
         Ok(Gaussian {
             mean,
@@ -162,7 +169,9 @@ impl KernelRegression {
             self.n_train(),
         )?;
         let mean = ntk_test_train.dot(&self.alpha);
-        let z = check::from_faer(self.llt.solve(check::to_faer(ntk_test_train.t())).as_ref());
+        let z = check::from_faer(
+            cholesky_solve(self.factor.as_ref(), check::to_faer(ntk_test_train.t())).as_ref(),
+        );
         Ok(Gaussian {
             mean,
             covariance: predictive::ntk_covariance(
@@ -173,6 +182,19 @@ impl KernelRegression {
             ),
         })
     }
+}
+
+/// (L Lᵀ)⁻¹ rhs by the two triangular solves of faer's `Llt::solve` (the same calls, the
+/// same parallelism, so the same bits).
+fn cholesky_solve(l: faer::MatRef<'_, f64>, mut rhs: Mat<f64>) -> Mat<f64> {
+    faer::linalg::cholesky::llt::solve::solve_in_place_with_conj(
+        l,
+        faer::Conj::No,
+        rhs.as_mut(),
+        faer::get_global_parallelism(),
+        faer::dyn_stack::MemStack::new(&mut []),
+    );
+    rhs
 }
 
 #[cfg(test)]

@@ -1,20 +1,9 @@
 //! The paper example end to end in quick mode on wine (a few seconds in release mode):
 //! it must succeed and write the CSVs and the chart; a bad `--data` folder must be an
-//! error message, not a panic. The example's modules are compiled into this test as is.
+//! error message, not a panic. `cargo test` builds this example as a test (`test = true`
+//! in Cargo.toml) instead of as a binary, so its code is compiled once, not twice.
 
-#[allow(dead_code)]
-#[path = "../examples/paper/cli.rs"]
-mod cli;
-#[allow(dead_code)]
-#[path = "../examples/paper/experiment.rs"]
-mod experiment;
-#[allow(dead_code)]
-#[path = "../examples/paper/models.rs"]
-mod models;
-#[allow(dead_code)]
-#[path = "../examples/paper/report.rs"]
-mod report;
-
+use super::{cli, experiment, report};
 use std::path::PathBuf;
 
 fn options(args: &[&str]) -> cli::Options {
