@@ -1,4 +1,4 @@
-use ndarray::Array2;
+use infw::ndarray::Array2;
 
 fn main() {
     let net = infw::network!{ input(8, 1) conv(16, size = 3) relu global_avg_pool };

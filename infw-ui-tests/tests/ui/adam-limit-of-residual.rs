@@ -1,4 +1,4 @@
-use ndarray::Array2;
+use infw::ndarray::Array2;
 
 fn main() {
     let net = infw::network!{ dense(64) residual(relu dense(64)) relu };
