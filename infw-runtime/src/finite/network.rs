@@ -80,27 +80,7 @@ impl FiniteNetwork {
         param: Parameterization,
         seed: u64,
     ) -> Result<Self> {
-        if factor == 0 {
-            return Err(Error::InvalidArgument {
-                name: "width factor",
-                value: "0".into(),
-                reason: "hidden widths must stay at least 1".into(),
-            });
-        }
-        if input_dim == 0 {
-            return Err(Error::Empty {
-                what: "input dimension".into(),
-                axis: "columns",
-            });
-        }
-        let c = arch.outputs_for(outputs)?;
-        if c == 0 {
-            return Err(Error::Empty {
-                what: "readout".into(),
-                axis: "outputs",
-            });
-        }
-        let graph = Graph::new(arch, factor, input_dim, c, param)?;
+        let graph = graph_for(arch, factor, input_dim, outputs, param)?;
 
         // W then b of each dense node in node order, the readout last: for a chain, the
         // same draws as layer by layer.
@@ -143,14 +123,7 @@ impl FiniteNetwork {
         param: Parameterization,
         params: Params,
     ) -> Result<Self> {
-        let c = arch.outputs_for(outputs)?;
-        if c == 0 {
-            return Err(Error::Empty {
-                what: "readout".into(),
-                axis: "outputs",
-            });
-        }
-        let graph = Graph::new(arch, factor, input_dim, c, param)?;
+        let graph = graph_for(arch, factor, input_dim, outputs, param)?;
         check_layout(&graph, &params)?;
         Ok(FiniteNetwork {
             graph,
@@ -387,6 +360,39 @@ impl Core for FiniteNetwork {
     fn grad_shape(&self) -> &Params {
         &self.params
     }
+}
+
+/// The graph of `arch` at `factor` × the declared widths on `input_dim` inputs, its readout
+/// sized for `outputs` target columns: shared by a fresh network and a restored one, so
+/// both refuse a zero factor, an empty input or an empty readout alike.
+fn graph_for(
+    arch: &Architecture,
+    factor: usize,
+    input_dim: usize,
+    outputs: usize,
+    param: Parameterization,
+) -> Result<Graph> {
+    if factor == 0 {
+        return Err(Error::InvalidArgument {
+            name: "width factor",
+            value: "0".into(),
+            reason: "hidden widths must stay at least 1".into(),
+        });
+    }
+    if input_dim == 0 {
+        return Err(Error::Empty {
+            what: "input dimension".into(),
+            axis: "columns",
+        });
+    }
+    let c = arch.outputs_for(outputs)?;
+    if c == 0 {
+        return Err(Error::Empty {
+            what: "readout".into(),
+            axis: "outputs",
+        });
+    }
+    Graph::new(arch, factor, input_dim, c, param)
 }
 
 impl Model for FiniteNetwork {
