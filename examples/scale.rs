@@ -15,6 +15,10 @@
 //! and the accuracy on the test points of lower and upper half variance.
 //!
 //! Run: `cargo run --release --example scale [-- --sizes 4000,12000 --centres 4096 --exact-max 12000 --kernels nngp,ntk --variance]`
+// √2 is written as the f64 literal 1.4142135623730951 so that it folds into the generated
+// code and `network!` returns the network itself (an expression such as `2f64.sqrt()` makes
+// it return a Result, checked when the value is built).
+#![allow(clippy::approx_constant)]
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use infw::data::{accuracy, one_hot, Dataset};
 use infw::solve::{CovarianceMode, FalkonOptions, FalkonProgress, KernelRegression};

@@ -4,7 +4,8 @@
 //! use infw::data::{accuracy, one_hot, Dataset};
 //!
 //! let data = Dataset::embedded("wine")?.standardized();
-//! let net = infw::network! { dense(512, w_std = 1.4142135623730951, b_std = 0.1) relu dense(512) relu };
+//! // An expression among the hyper-parameters is checked when the value is built: `?`.
+//! let net = infw::network! { dense(512, w_std = 2f64.sqrt(), b_std = 0.1) relu dense(512) relu }?;
 //! let k = net.ntk(&data.x_train, &data.x_test)?; // one row per training row
 //! assert_eq!(k.dim(), (data.x_train.nrows(), data.x_test.nrows()));
 //! let y = one_hot(&data.y_train, data.classes)?;

@@ -2,6 +2,10 @@
 //! ±multiple entries match the closed-form one-point recursion to rounding, with no √eps
 //! error from arccos. neural-tangents is off there by up to ~1.2e-8 (tests/reference);
 //! here the tolerance is 1e-14 relative: a handful of roundings through ≤ 3 layers.
+// √2 is written as the f64 literal 1.4142135623730951 so that it folds into the generated
+// code and `network!` returns the network itself (an expression such as `2f64.sqrt()` makes
+// it return a Result, checked when the value is built).
+#![allow(clippy::approx_constant)]
 use ndarray::{array, Array2};
 
 const TOL: f64 = 1e-14;

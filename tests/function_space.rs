@@ -2,6 +2,10 @@
 //! per-example NTK-SGD against the closed-form gradient flow, the flow's limits t = 0 and
 //! t → ∞, Adam-limit training on a small real subset, one step of each rule against the
 //! formulas, and typed errors on bad input.
+// √2 is written as the f64 literal 1.4142135623730951 so that it folds into the generated
+// code and `network!` returns the network itself (an expression such as `2f64.sqrt()` makes
+// it return a Result, checked when the value is built).
+#![allow(clippy::approx_constant)]
 
 use infw::data::{one_hot, Dataset};
 use infw::train::{Iterate, Schedule, TrainConfig};

@@ -24,6 +24,7 @@ const TOL: f64 = 1e-10;
 
 /// What the test asks of a compiled network (object-safe, so one match arm per `dsl`).
 trait Predictor {
+    #[allow(clippy::too_many_arguments)] // the fixture case's inputs, one by one
     fn ensemble(
         &self,
         kind: KernelKind,
@@ -124,6 +125,7 @@ impl<K: KernelProgram + Clone> Predictor for Network<K> {
 /// `dense(C)` must match the targets' C columns (as the finite network needs), so the
 /// fixture's final `dense(1, …)` is written as the same-kernel `readout(…)`, sized to the
 /// targets.
+#[allow(clippy::approx_constant)] // the fixture's `dsl` spells √2 as 1.4142135623730951
 fn network_for(dsl: &str) -> Box<dyn Predictor> {
     match dsl {
         "dense(512, w_std=1.4142135623730951, b_std=0.1) relu dense(512, w_std=1.4142135623730951, b_std=0.1) relu dense(1, w_std=1.4142135623730951, b_std=0.1)" => {

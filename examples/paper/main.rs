@@ -9,7 +9,10 @@
 //!
 //! Layout: `cli` (arguments), `models` (how each model trains and is scored),
 //! `experiment` (grids, validation, jobs), `report` (table, CSV, chart).
-
+// √2 is written as the f64 literal 1.4142135623730951 so that it folds into the generated
+// code and `network!` returns the network itself (an expression such as `2f64.sqrt()` makes
+// it return a Result, checked when the value is built).
+#![allow(clippy::approx_constant)]
 // `cargo test` builds this example as a test (Cargo.toml: `test = true`), where `main` and
 // what only it uses are not called.
 #![cfg_attr(test, allow(dead_code))]

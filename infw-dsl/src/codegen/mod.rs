@@ -63,7 +63,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     // The nodes whose variance Σ(x,x) the point pass computes (all but a conv front's),
     // checked in order by `non_finite_node` to name where an overflow starts.
     let pool = net.pool();
-    let checked = (0..net.nodes.len()).filter(|&n| !pool.is_some_and(|p| n < p));
+    let checked = (0..net.nodes.len()).filter(|&n| pool.is_none_or(|p| n >= p));
     let variance_checks = checked.map(|n| {
         let qn = crate::symbolic::q(n);
         quote!(if !#qn.is_finite() { return ::core::option::Option::Some(#n); })

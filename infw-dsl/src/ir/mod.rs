@@ -748,6 +748,8 @@ impl Lowering {
         }
     }
 
+    /// `dense`'s width, w_std and b_std.
+    #[allow(clippy::type_complexity)] // three named values, read once by the caller
     fn dense_args(
         &mut self,
         call: &LayerCall,

@@ -131,16 +131,13 @@ pub fn adam_limit(w: &mut Walk) -> (TokenStream, Vec<TokenStream>) {
         }
         let (bp, sp) = (format_ident!("bp{}", n), format_ident!("sp{}", n));
         let (point, pair) = match reader(n) {
-            None => {
-                let c = match &wr2 {
-                    super::Factor::Const(c) => (lit(*c), lit(c * SQRT_2_OVER_PI)),
-                    super::Factor::Tokens(t) => {
-                        let k = lit(SQRT_2_OVER_PI);
-                        (quote!(#t), quote!(#t * #k))
-                    }
-                };
-                c
-            }
+            None => match &wr2 {
+                super::Factor::Const(c) => (lit(*c), lit(c * SQRT_2_OVER_PI)),
+                super::Factor::Tokens(t) => {
+                    let k = lit(SQRT_2_OVER_PI);
+                    (quote!(#t), quote!(#t * #k))
+                }
+            },
             Some(m) => {
                 let (bpm, spm) = (format_ident!("bp{}", m), format_ident!("sp{}", m));
                 match &net.nodes[m] {

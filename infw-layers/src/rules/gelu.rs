@@ -201,7 +201,7 @@ mod tests {
             (1e-3, 4.0),
         ] {
             for rho in [-0.95, -0.5, 0.0, 0.3, 0.9, 0.999] {
-                let c = rho * (a * b as f64).sqrt();
+                let c = rho * (a * b).sqrt();
                 let (phi, dphi) = closed_form(a, b, c, Parallel::Unknown);
                 let n = pair_moments(
                     &Gelu::PHI,
@@ -227,7 +227,7 @@ mod tests {
             (0.6, 2.4, Parallel::Positive),
             (1.2, 0.3, Parallel::Negative),
         ] {
-            let c = if par == Parallel::Negative { -1.0 } else { 1.0 } * (a * b as f64).sqrt();
+            let c = if par == Parallel::Negative { -1.0 } else { 1.0 } * (a * b).sqrt();
             let (phi, dphi) = closed_form(a, b, c, par);
             let n = pair_moments(&Gelu::PHI, &Gelu::DPHI, a, b, c, par, Want::NNGP_NTK);
             for (x, y) in [(phi, n.phi), (dphi, n.dphi)] {

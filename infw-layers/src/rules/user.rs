@@ -108,8 +108,8 @@ mod tests {
         // S = E[E[u³|v] sign v] = κ³ E|v|³ + 3κτ² E|v|, κ = c/b, τ² = a − c²/b,
         // E|v| = √(2b/π), E|v|³ = 2√(2/π) b^{3/2}.
         let r = User(Cube);
-        for (a, b, rho) in [(1.0, 1.0, 0.5), (0.4, 2.0, -0.8), (3.0, 0.7, 0.99)] {
-            let c = rho * (a * b as f64).sqrt();
+        for (a, b, rho) in [(1.0f64, 1.0f64, 0.5), (0.4, 2.0, -0.8), (3.0, 0.7, 0.99)] {
+            let c = rho * (a * b).sqrt();
             let out = r.pair(
                 &NumPoint::new(a),
                 &NumPoint::new(b),
@@ -139,12 +139,12 @@ mod tests {
         // tanh: the same kernels as the rule told its roots.
         let mut worst: f64 = 0.0;
         for (a, b, rho) in [
-            (1.0, 1.0, 0.5),
+            (1.0f64, 1.0f64, 0.5),
             (0.4, 2.0, -0.8),
             (3.0, 0.7, 0.99),
             (2.0, 1e-6, 0.3),
         ] {
-            let c = rho * (a * b as f64).sqrt();
+            let c = rho * (a * b).sqrt();
             let ours = User(MyRelu).pair(
                 &NumPoint::new(a),
                 &NumPoint::new(b),
@@ -153,7 +153,7 @@ mod tests {
                 Want::ALL,
             );
             let exact = Relu.pair(&Var::new(a), &Var::new(b), c, Parallel::Unknown, Want::ALL);
-            let scale = (a * b as f64).sqrt().max(a.sqrt()).max(1.0);
+            let scale = (a * b).sqrt().max(a.sqrt()).max(1.0);
             for (x, y) in [
                 (ours.phi, exact.phi),
                 (ours.dphi, exact.dphi),

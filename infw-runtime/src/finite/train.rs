@@ -82,7 +82,7 @@ impl<'a> Examples<'a> {
     fn label(&self, i: usize) -> usize {
         match self.labels {
             Some(l) => l[i],
-            None => argmax(&self.y.row(i)),
+            None => argmax(self.y.row(i)),
         }
     }
 }

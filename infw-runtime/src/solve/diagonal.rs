@@ -61,7 +61,8 @@ pub fn kernel_diagonals<K: PairProgram>(
             program.pair(&point, &point, inputs, want)
         })
         .collect();
-    let kernels: [(bool, &'static str, fn(&PairKernels<f64>) -> f64); 4] = [
+    type Pick = fn(&PairKernels<f64>) -> f64;
+    let kernels: [(bool, &'static str, Pick); 4] = [
         (want.nngp, "NNGP", |k| k.nngp),
         (want.ntk, "NTK", |k| k.ntk),
         (want.readout, "R (Adam-limit readout)", |k| k.readout),

@@ -284,7 +284,7 @@ pub(crate) fn ntk_covariance(
         TestTestKernel::Full(k) => {
             let p = nngp_test_train.dot(&z); // M×M
             let q = z.t().dot(&kz);
-            Covariance::Full(symmetrised(&k - &p - &p.t() + &q))
+            Covariance::Full(symmetrised(&k - &p - p.t() + &q))
         }
         TestTestKernel::Diagonal(k) => {
             let mut var = k.to_owned();
@@ -617,7 +617,7 @@ mod tests {
         let z = taylor(&a, &txt.t().to_owned(), s_t); // G Θ*ᵀ
         let mean_ref = txt.dot(&taylor(&a, &y, s_t));
         let p = kxt.dot(&z);
-        let cov_ref = &ktt - &p - &p.t() + &z.t().dot(&kxx).dot(&z);
+        let cov_ref = &ktt - &p - p.t() + &z.t().dot(&kxx).dot(&z);
         let ntk = NtkEnsemble::new(txx.view(), kxx.view(), y.view(), opts).unwrap();
         let g = ntk
             .predict(
@@ -674,7 +674,7 @@ mod tests {
         let a = with_ridge(&txx, r);
         let z = dense_solve(a.view(), txt.t());
         let p = kxt.dot(&z);
-        let cov_ref = &ktt - &p - &p.t() + &z.t().dot(&kxx).dot(&z);
+        let cov_ref = &ktt - &p - p.t() + &z.t().dot(&kxx).dot(&z);
         let mean_ref = txt.dot(&dense_solve(a.view(), y.view()));
         let ntk = NtkEnsemble::new(txx.view(), kxx.view(), y.view(), opts).unwrap();
         for t in [f64::INFINITY, 60.0 / 0.6] {

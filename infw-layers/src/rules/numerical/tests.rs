@@ -72,7 +72,7 @@ const ENGINES: [(&str, Engine); 2] = [("fast", pair_moments), ("adaptive", pair_
 fn all_cases() -> Vec<(f64, f64, f64, Parallel)> {
     let mut v: Vec<_> = CASES
         .iter()
-        .map(|&(a, b, r)| (a, b, r * (a * b as f64).sqrt(), Parallel::Unknown))
+        .map(|&(a, b, r)| (a, b, r * (a * b).sqrt(), Parallel::Unknown))
         .collect();
     v.extend_from_slice(&EDGES);
     v
@@ -291,7 +291,7 @@ fn matches_piecewise_linear_closed_forms() {
             if a == 0.0 {
                 ours.dsign = exact.dsign;
             }
-            let scale = [(a * b as f64).sqrt() + 1e-300, 1.0, a.sqrt() + 1e-300, 1.0];
+            let scale = [(a * b).sqrt() + 1e-300, 1.0, a.sqrt() + 1e-300, 1.0];
             worst = worst.max(compare(
                 &format!("{name} ({label})"),
                 case,
@@ -360,7 +360,7 @@ fn smooth_rules_match_reference_values() {
             dsign: values[3],
             parallel: ours.parallel,
         };
-        let s = 1.0 + (a * b as f64).sqrt();
+        let s = 1.0 + (a * b).sqrt();
         worst = worst.max(compare(name, (a, b, c, par), ours, exact, [s, 1.0, s, 1.0]));
         let adaptive = pair_moments_adaptive(&funs.0, &funs.1, a, b, c, par, Want::ALL);
         worst_adaptive = worst_adaptive.max(compare(
@@ -389,7 +389,7 @@ fn tanh_matches_monte_carlo() {
         (1.0, 1.0, -0.999),
         (0.7, 1.4, 0.0),
     ] {
-        let c = rho * (a * b as f64).sqrt();
+        let c = rho * (a * b).sqrt();
         let k = Tanh.pair(
             &NumPoint::new(a),
             &NumPoint::new(b),
@@ -436,7 +436,7 @@ fn extremes_are_finite_and_limits_are_right() {
     let vars = [0.0, 1e-300, 1e-8, 1.0, 1e8, 1e300];
     for &a in &vars {
         for &b in &vars {
-            let s = (a * b as f64).sqrt();
+            let s = (a * b).sqrt();
             for c in [0.0, s, -s, 0.5 * s, 2.0 * s + 1.0, -1e300] {
                 for par in [Parallel::Unknown, Parallel::Positive, Parallel::Negative] {
                     let (pa, pb) = (NumPoint::new(a), NumPoint::new(b));
@@ -586,7 +586,7 @@ fn pair_cost() {
                 &Tanh::DPHI,
                 a,
                 b,
-                rho * (a * b as f64).sqrt(),
+                rho * (a * b).sqrt(),
                 Parallel::Unknown,
                 want,
             );
