@@ -45,7 +45,8 @@
 //! # Features
 //!
 //! - `serde` (off by default): save and load trained kernel models (`KernelModel`,
-//!   `FlowModel`, `FalkonModel`) and finite networks (`FiniteNetwork`,
+//!   `FlowModel`, `FalkonModel`, `EnsembleModel`), function-space trainers
+//!   (`FunctionSpaceModel`, resumed exactly) and finite networks (`FiniteNetwork`,
 //!   `LinearizedNetwork`) in any serde format; see `persist` (present with the feature).
 
 #![deny(missing_docs)]
@@ -65,7 +66,9 @@ pub use infw_runtime::{
 /// `saved.restore(&net)` the model again, for the network declared again (kernel models are
 /// compiled code, so the declaration is not in the file; a description of it is, and
 /// [`Error::ArchitectureMismatch`] says where another declaration differs). Finite networks
-/// are data and restore without it, unless they use a user activation. Restored models
+/// are data and restore without it, unless they use a user activation. A function-space
+/// model is saved with its trainer's whole state (`restore::<NtkSgd, _>(&net)` or
+/// `AdamLimit`) and continues training bit for bit. Restored models
 /// predict bit for bit what the saved ones did when the format round-trips `f64` exactly
 /// (serde_json: its `float_roundtrip` feature). The runtime's
 /// [`infw_runtime::persist`] documents what is saved and checked.

@@ -3,6 +3,7 @@
 
 /// A per-example loss on the C outputs of a network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Loss {
     /// ½‖f − y‖², on real or one-hot targets.
     #[default]

@@ -203,6 +203,8 @@ impl<K: KernelProgram + Clone> AtTime<'_, crate::solve::EnsembleModel<K>> {
 
 /// An update rule of one of the two limits, with the kernels it needs (docs/math.md §4, §5).
 pub trait LimitRule: UpdateRule + Sized {
+    /// The rule's name, as saved files record it (`persist`, the `serde` feature).
+    const NAME: &'static str;
     /// The kernels a Gram evaluation must produce for this rule.
     const WANT: Want;
     /// Packs the evaluated kernels (columns = training examples).
@@ -210,6 +212,7 @@ pub trait LimitRule: UpdateRule + Sized {
 }
 
 impl LimitRule for NtkSgd {
+    const NAME: &'static str = "ntk_sgd";
     const WANT: Want = Want::NTK;
     fn pack(k: KernelMatrices) -> Result<NtkKernel> {
         NtkKernel::new(k.ntk.expect("requested"))
@@ -217,6 +220,7 @@ impl LimitRule for NtkSgd {
 }
 
 impl LimitRule for AdamLimit {
+    const NAME: &'static str = "adam_limit";
     const WANT: Want = Want::ADAM;
     fn pack(k: KernelMatrices) -> Result<SignKernels> {
         SignKernels::new(k.readout.expect("requested"), k.hidden.expect("requested"))
@@ -226,9 +230,9 @@ impl LimitRule for AdamLimit {
 /// Per-example training of an infinite-width limit in function space (docs/math.md §5):
 /// NTK-SGD ([`NtkSgd`]) or the Adam-like limit ([`AdamLimit`]).
 pub struct FunctionSpaceModel<R: LimitRule, K> {
-    net: Network<K>,
-    x_train: Array2<f64>,
-    trainer: Trainer<R>,
+    pub(crate) net: Network<K>,
+    pub(crate) x_train: Array2<f64>,
+    pub(crate) trainer: Trainer<R>,
 }
 
 impl<R: LimitRule, K: KernelProgram + Clone> FunctionSpaceModel<R, K> {

@@ -6,6 +6,8 @@
 //! | [`KernelModel`] (NNGP/NTK regression) | [`KernelModel::saved`] → [`SavedKernelModel`] | [`SavedKernelModel::restore`]`(&net)` |
 //! | [`FlowModel`] (NTK gradient flow) | [`FlowModel::saved`] → [`SavedFlowModel`] | [`SavedFlowModel::restore`]`(&net)` |
 //! | [`FalkonModel`] (regression at scale) | [`FalkonModel::saved`] → [`SavedFalkonModel`] | [`SavedFalkonModel::restore`]`(&net)` |
+//! | [`EnsembleModel`] (MSE ensembles, mean and covariance at any t) | [`EnsembleModel::saved`] → [`SavedEnsembleModel`] | [`SavedEnsembleModel::restore`]`(&net)` |
+//! | [`FunctionSpaceModel`] (NTK-SGD, Adam-like limit) | [`FunctionSpaceModel::saved`]`?` → [`SavedFunctionSpaceModel`] | [`SavedFunctionSpaceModel::restore`]`::<R, _>(&net)` |
 //! | [`FiniteNetwork`] | [`FiniteNetwork::saved`] → [`SavedFiniteNetwork`] | [`SavedFiniteNetwork::restore`]`()` |
 //! | [`LinearizedNetwork`] | [`LinearizedNetwork::saved`] → [`SavedLinearizedNetwork`] | [`SavedLinearizedNetwork::restore`]`()` |
 //!
@@ -36,9 +38,25 @@
 //! (`serde_json::Error`). It cannot check that the numbers are the ones training produced:
 //! an edited coefficient is a different model.
 //!
+//! **Training resumes exactly.** A saved [`FunctionSpaceModel`] holds its trainer's whole
+//! state: the configuration, the train kernels and targets, every tracked iterate
+//! (coefficients and training-set values of the last iterate, momentum, running mean, EMA),
+//! the example order and the epoch and step counts. Continuing `fit` after `restore` gives
+//! the epoch records (all but `seconds`) and predictions of the model that was never saved,
+//! bit for bit. The shuffling RNG is not saved but replayed from the configuration's seed
+//! (one shuffle per completed epoch: an epoch shuffles at its start and
+//! [`Trainer::step`](crate::train::Trainer::step) does not touch the order, so there is no
+//! mid-epoch order to keep). The rule is recorded by name ([`LimitRule::NAME`]) and
+//! `restore::<R, _>` checks it. A model whose training diverged is not saved
+//! ([`Error::Diverged`]): its state is not finite and every call on it fails anyway.
+//!
+//! **Ensembles keep what they have built.** An [`EnsembleModel`] builds its factorisations
+//! (Cholesky for t = ∞, eigendecomposition for finite t) on first prediction; the saved file
+//! holds those built so far, and saving builds none. A restored model builds the missing
+//! ones from the same saved kernel when asked, as the saved model would have.
+//!
 //! Not saved: the Gram tiling parameters (those of the given network are used; they do not
-//! change results), and [`FunctionSpaceModel`](crate::FunctionSpaceModel) and
-//! [`EnsembleModel`](crate::solve::EnsembleModel), whose trainers are not covered yet.
+//! change results).
 //!
 //! ```
 //! use infw_runtime::finite::{FiniteNetwork, Parameterization};
@@ -57,13 +75,22 @@
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
+use std::sync::OnceLock;
+
 use crate::arch::{Padding, SpatialInput};
 use crate::finite::{FiniteNetwork, LinearizedNetwork, Model, Parameterization, Params};
-use crate::solve::{Falkon, FalkonReport, GradientFlow, KernelRegression};
+use crate::solve::ensemble::Inner;
+use crate::solve::{
+    EnsembleModel, EnsembleOptions, Factors, Falkon, FalkonReport, GradientFlow, KernelRegression,
+    NngpEnsemble, NtkEnsemble,
+};
+use crate::train::{
+    replayed_order, AdamLimit, FunctionState, KernelSet, NtkSgd, TrainConfig, Trainer,
+};
 use crate::validate::{check_matrix, finite};
 use crate::{
-    Activation, Architecture, Error, FalkonModel, FlowModel, KernelKind, KernelModel,
-    KernelProgram, Network, Node, Readout, Result,
+    Activation, Architecture, Error, FalkonModel, FlowModel, FunctionSpaceModel, KernelKind,
+    KernelModel, KernelProgram, LimitRule, Loss, Network, Node, Readout, Result,
 };
 
 /// The version of the saved formats this build writes and reads (the `format` field of
@@ -434,8 +461,8 @@ fn inputs(what: &str, x: ArrayView2<f64>, arch: &Architecture) -> Result<()> {
 }
 
 /// L of a kept Cholesky factorisation: n × n, finite, exactly zero above the diagonal,
-/// positive pivots.
-fn cholesky_factor(l: ArrayView2<f64>, n: usize) -> Result<()> {
+/// positive pivots. `model` names what is restored.
+fn cholesky_factor(model: &str, l: ArrayView2<f64>, n: usize) -> Result<()> {
     const WHAT: &str = "the saved Cholesky factor";
     dim(&format!("rows of {WHAT}"), n, l.nrows())?;
     dim(&format!("columns of {WHAT}"), n, l.ncols())?;
@@ -443,7 +470,7 @@ fn cholesky_factor(l: ArrayView2<f64>, n: usize) -> Result<()> {
     for i in 0..n {
         if l[[i, i]] <= 0.0 {
             return Err(invalid(
-                "kernel model",
+                model,
                 format!(
                     "pivot {i} of the Cholesky factor is {}, not positive",
                     l[[i, i]]
@@ -452,13 +479,41 @@ fn cholesky_factor(l: ArrayView2<f64>, n: usize) -> Result<()> {
         }
         if let Some(j) = (i + 1..n).find(|&j| l[[i, j]] != 0.0) {
             return Err(invalid(
-                "kernel model",
+                model,
                 format!(
                     "the Cholesky factor is not lower triangular: entry ({i}, {j}) = {}",
                     l[[i, j]]
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// A kept symmetric eigendecomposition of an n × n kernel: n × n finite eigenvectors, n
+/// finite eigenvalues, non-negative and non-decreasing (as [`GradientFlow`] keeps them).
+/// `model` names what is restored.
+fn eigendecomposition(
+    model: &str,
+    eigenvalues: &Array1<f64>,
+    eigenvectors: ArrayView2<f64>,
+    n: usize,
+) -> Result<()> {
+    matrix("the saved eigenvectors", eigenvectors, n)?;
+    dim("columns of the saved eigenvectors", n, eigenvectors.ncols())?;
+    dim("length of the saved eigenvalues", n, eigenvalues.len())?;
+    finite(
+        "the saved eigenvalues",
+        eigenvalues.view().insert_axis(ndarray::Axis(1)),
+    )?;
+    if let Some((i, l)) = eigenvalues.iter().enumerate().find(|(_, &l)| l < 0.0) {
+        return Err(invalid(model, format!("eigenvalue {i} is {l}, negative")));
+    }
+    if let Some(i) = (1..n).find(|&i| eigenvalues[i] < eigenvalues[i - 1]) {
+        return Err(invalid(
+            model,
+            format!("the eigenvalues are not non-decreasing at {i}"),
+        ));
     }
     Ok(())
 }
@@ -519,7 +574,7 @@ impl SavedKernelModel {
         let n = self.x_train.nrows();
         matrix("the saved coefficients", self.coefficients.view(), n)?;
         arch.outputs_for(self.coefficients.ncols())?;
-        cholesky_factor(self.cholesky_factor.view(), n)?;
+        cholesky_factor("kernel model", self.cholesky_factor.view(), n)?;
         let solver = KernelRegression {
             factor: crate::solve::check::to_faer(self.cholesky_factor.view()),
             alpha: self.coefficients,
@@ -592,26 +647,7 @@ impl SavedFlowModel {
         scalar(WHAT, "threshold", self.threshold, false)?;
         inputs("the saved training inputs", self.x_train.view(), arch)?;
         let n = self.x_train.nrows();
-        matrix("the saved eigenvectors", self.eigenvectors.view(), n)?;
-        dim(
-            "columns of the saved eigenvectors",
-            n,
-            self.eigenvectors.ncols(),
-        )?;
-        dim("length of the saved eigenvalues", n, self.eigenvalues.len())?;
-        finite(
-            "the saved eigenvalues",
-            self.eigenvalues.view().insert_axis(ndarray::Axis(1)),
-        )?;
-        if let Some((i, l)) = self.eigenvalues.iter().enumerate().find(|(_, &l)| l < 0.0) {
-            return Err(invalid(WHAT, format!("eigenvalue {i} is {l}, negative")));
-        }
-        if let Some(i) = (1..n).find(|&i| self.eigenvalues[i] < self.eigenvalues[i - 1]) {
-            return Err(invalid(
-                WHAT,
-                format!("the eigenvalues are not non-decreasing at {i}"),
-            ));
-        }
+        eigendecomposition(WHAT, &self.eigenvalues, self.eigenvectors.view(), n)?;
         let r = &self.projected_residual;
         matrix("the saved projected residual", r.view(), n)?;
         arch.outputs_for(r.ncols())?;
@@ -727,6 +763,450 @@ impl SavedFalkonModel {
             block_rows: self.block_rows,
             n_train: self.n_train,
             solver,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Function-space training
+// ---------------------------------------------------------------------------------------
+
+/// The rules a saved function-space model may name ([`LimitRule::NAME`]).
+const RULES: [&str; 2] = [NtkSgd::NAME, AdamLimit::NAME];
+
+/// One tracked iterate of a trainer: a coefficient matrix per kernel block (N×C) and its
+/// values on the training set (N×C, f_0 included).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct SavedFunctionState {
+    coefficients: Vec<Array2<f64>>,
+    train_values: Array2<f64>,
+}
+
+impl From<&FunctionState> for SavedFunctionState {
+    fn from(s: &FunctionState) -> Self {
+        SavedFunctionState {
+            coefficients: s.coef.clone(),
+            train_values: s.train.clone(),
+        }
+    }
+}
+
+impl SavedFunctionState {
+    /// The state, checked: `blocks` coefficient matrices and the train values, each n × c
+    /// and finite.
+    fn restore(self, name: &str, blocks: usize, n: usize, c: usize) -> Result<FunctionState> {
+        dim(
+            &format!("number of coefficient matrices of the saved {name}"),
+            blocks,
+            self.coefficients.len(),
+        )?;
+        let shaped = |what: String, a: &Array2<f64>| {
+            matrix(&what, a.view(), n)?;
+            dim(&format!("columns of {what}"), c, a.ncols())
+        };
+        for (j, a) in self.coefficients.iter().enumerate() {
+            shaped(format!("the saved {name}: coefficients {j}"), a)?;
+        }
+        shaped(
+            format!("the saved {name}: training-set values"),
+            &self.train_values,
+        )?;
+        Ok(FunctionState {
+            coef: self.coefficients,
+            train: self.train_values,
+        })
+    }
+}
+
+/// A [`FunctionSpaceModel`] as data ([`FunctionSpaceModel::saved`]): the declaration, the
+/// update rule by name, the configuration, the training inputs, targets and kernels, and the
+/// trainer's whole state (every tracked iterate, the example order, the epoch and step
+/// counts), so that after [`restore`](Self::restore) training continues exactly where it
+/// stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedFunctionSpaceModel {
+    format: u32,
+    architecture: SavedArchitecture,
+    rule: String,
+    config: TrainConfig,
+    x_train: Array2<f64>,
+    targets: Array2<f64>,
+    /// Block j, row b: K_j(X, x_b), the trainer's layout (one per block of the rule).
+    kernel_columns: Vec<Array2<f64>>,
+    /// Whether training started from a given f_0 (then predictions need f_0 at the test
+    /// points, as before saving).
+    initial_function: bool,
+    last: SavedFunctionState,
+    momentum: Option<SavedFunctionState>,
+    running_mean: Option<SavedFunctionState>,
+    ema: Option<SavedFunctionState>,
+    /// The example order of the last epoch (checked against the seed's replay on restore).
+    order: Vec<usize>,
+    epochs_done: usize,
+    steps_done: u64,
+}
+
+impl<R: LimitRule, K: KernelProgram + Clone> FunctionSpaceModel<R, K> {
+    /// The model as data, for any serde format (the `serde` feature; module
+    /// [`persist`](crate::persist)): everything its trainer holds, so that training resumes
+    /// bit for bit. Copies the training inputs and the N×N kernels (one per kernel block).
+    /// A model whose training diverged is not saved (its state is not finite): that is
+    /// [`Error::Diverged`], as every other call on it.
+    pub fn saved(&self) -> Result<SavedFunctionSpaceModel> {
+        let t = &self.trainer;
+        t.check_usable()?;
+        Ok(SavedFunctionSpaceModel {
+            format: FORMAT_VERSION,
+            architecture: self.net.architecture().into(),
+            rule: R::NAME.into(),
+            config: t.config.clone(),
+            x_train: self.x_train.clone(),
+            targets: t.targets.clone(),
+            kernel_columns: t.columns.clone(),
+            initial_function: t.has_f0,
+            last: (&t.last).into(),
+            momentum: t.momentum.as_ref().map(Into::into),
+            running_mean: t.mean.as_ref().map(Into::into),
+            ema: t.ema.as_ref().map(Into::into),
+            order: t.order.clone(),
+            epochs_done: t.epochs_done,
+            steps_done: t.steps_done,
+        })
+    }
+}
+
+impl SavedFunctionSpaceModel {
+    /// The declaration the model was trained with.
+    pub fn architecture(&self) -> &SavedArchitecture {
+        &self.architecture
+    }
+
+    /// The update rule's name ([`LimitRule::NAME`]: `ntk_sgd` or `adam_limit`): the `R`
+    /// to [`restore`](Self::restore) it as.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
+    /// The model again, with its kernels from `net`, which must be the saved declaration
+    /// ([`Error::ArchitectureMismatch`] otherwise), and the rule `R` it was trained with
+    /// (another rule, or a name this build does not know, is [`Error::InvalidSaved`]). The
+    /// trainer is the saved one: `fit` continues bit for bit as the saved model would have,
+    /// and predictions are the same. Only the shuffling RNG is rebuilt, by replaying its
+    /// seeded shuffles (one per completed epoch, O(epochs·N)), and checked against the saved
+    /// order. Errors for a saved state that is not consistent (typed, see the
+    /// [module docs](crate::persist)).
+    pub fn restore<R: LimitRule + Default, K: KernelProgram + Clone>(
+        self,
+        net: &Network<K>,
+    ) -> Result<FunctionSpaceModel<R, K>> {
+        const WHAT: &str = "function-space model";
+        check_format(WHAT, self.format)?;
+        let arch = net.architecture();
+        self.architecture.check_matches(arch)?;
+        if self.rule != R::NAME {
+            let reason = if RULES.contains(&self.rule.as_str()) {
+                format!(
+                    "it was trained with the rule `{}`, not `{}`: restore it with that rule",
+                    self.rule,
+                    R::NAME
+                )
+            } else {
+                format!("unknown rule `{}` (one of {})", self.rule, RULES.join(", "))
+            };
+            return Err(invalid(WHAT, reason));
+        }
+        let config = self.config;
+        config
+            .validate()
+            .map_err(|e| invalid(WHAT, format!("its configuration: {e}")))?;
+        inputs("the saved training inputs", self.x_train.view(), arch)?;
+        let n = self.x_train.nrows();
+        matrix("the saved targets", self.targets.view(), n)?;
+        let c = self.targets.ncols();
+        arch.outputs_for(c)?;
+        if config.loss == Loss::CrossEntropy && c < 2 {
+            return Err(invalid(
+                WHAT,
+                "cross-entropy with fewer than 2 target columns",
+            ));
+        }
+        let blocks = <R::Kernels as KernelSet>::BLOCKS;
+        dim(
+            "number of saved kernel blocks",
+            blocks.len(),
+            self.kernel_columns.len(),
+        )?;
+        for (k, name) in self.kernel_columns.iter().zip(blocks) {
+            let what = format!("the saved {name}");
+            matrix(&what, k.view(), n)?;
+            dim(&format!("columns of {what}"), n, k.ncols())?;
+        }
+        let last = self.last.restore("last iterate", blocks.len(), n, c)?;
+        let tracked = |name: &str, saved: Option<SavedFunctionState>, configured: bool| match (
+            saved, configured,
+        ) {
+            (Some(s), true) => s.restore(name, blocks.len(), n, c).map(Some),
+            (None, false) => Ok(None),
+            (Some(_), false) => Err(invalid(
+                WHAT,
+                format!("a saved {name}, which its configuration does not track"),
+            )),
+            (None, true) => Err(invalid(
+                WHAT,
+                format!("no saved {name}, which its configuration tracks"),
+            )),
+        };
+        let momentum = tracked("momentum", self.momentum, config.momentum.is_some())?;
+        let mean = tracked("running mean", self.running_mean, config.running_mean)?;
+        let ema = tracked("EMA", self.ema, config.ema.is_some())?;
+        if self.steps_done < (self.epochs_done as u64).saturating_mul(n as u64) {
+            return Err(invalid(
+                WHAT,
+                format!(
+                    "{} steps done, fewer than {} epochs of N = {n}",
+                    self.steps_done, self.epochs_done
+                ),
+            ));
+        }
+        dim("length of the saved example order", n, self.order.len())?;
+        let (order, rng) = replayed_order(n, &config, self.epochs_done);
+        if order != self.order {
+            return Err(invalid(
+                WHAT,
+                format!(
+                    "the example order is not the one seed {} gives after {} epochs",
+                    config.seed, self.epochs_done
+                ),
+            ));
+        }
+        let trainer = Trainer {
+            rule: R::default(),
+            config,
+            columns: self.kernel_columns,
+            targets: self.targets,
+            has_f0: self.initial_function,
+            last,
+            momentum,
+            mean,
+            ema,
+            chi: vec![0.0; c],
+            fb: vec![0.0; c],
+            u: vec![0.0; blocks.len() * c],
+            order,
+            rng,
+            epochs_done: self.epochs_done,
+            steps_done: self.steps_done,
+            failure: None,
+        };
+        Ok(FunctionSpaceModel {
+            net: net.clone(),
+            x_train: self.x_train,
+            trainer,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// MSE ensembles
+// ---------------------------------------------------------------------------------------
+
+/// A kept Cholesky factorisation of K + rI and the coefficients (K + rI)⁻¹Y: the t = ∞
+/// route of an ensemble.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct SavedCholesky {
+    coefficients: Array2<f64>,
+    cholesky_factor: Array2<f64>,
+}
+
+/// A kept eigendecomposition of K + rI and the projected targets Vᵀ Y: the finite-t route
+/// of an ensemble.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct SavedEigen {
+    eigenvalues: Array1<f64>,
+    eigenvectors: Array2<f64>,
+    projected_residual: Array2<f64>,
+    threshold: f64,
+}
+
+/// An [`EnsembleModel`] as data ([`EnsembleModel::saved`]): the declaration, the kind, the
+/// options, the training inputs and targets, the training kernels (the factorised one, Σ
+/// or Θ, and Σ(X, X) beside Θ for the NTK) and whichever factorisations the model has
+/// built so far (Cholesky for t = ∞, eigendecomposition for finite t). A factorisation not
+/// built yet is built on first use after [`restore`](Self::restore), from the same saved
+/// kernel, as the saved model would have.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedEnsembleModel {
+    format: u32,
+    architecture: SavedArchitecture,
+    kind: KernelKind,
+    options: EnsembleOptions,
+    x_train: Array2<f64>,
+    targets: Array2<f64>,
+    /// Σ(X, X) for the NNGP, Θ(X, X) for the NTK: the kernel the ridge goes on.
+    train_kernel: Array2<f64>,
+    /// Σ(X, X), for the NTK only.
+    nngp_train: Option<Array2<f64>>,
+    cholesky: Option<SavedCholesky>,
+    eigen: Option<SavedEigen>,
+}
+
+impl<K: KernelProgram + Clone> EnsembleModel<K> {
+    /// The model as data, for any serde format (the `serde` feature; module
+    /// [`persist`](crate::persist)). Copies the training inputs, the N×N training kernels
+    /// and the factorisations built so far; saving builds none (a model saved before its
+    /// first prediction has none, and the restored model builds them when asked).
+    pub fn saved(&self) -> SavedEnsembleModel {
+        let (factors, nngp_train) = match &self.inner {
+            Inner::Nngp(e) => (&e.factors, None),
+            Inner::Ntk(e) => (&e.factors, Some(e.nngp_train.clone())),
+        };
+        SavedEnsembleModel {
+            format: FORMAT_VERSION,
+            architecture: self.net.architecture().into(),
+            kind: self.kind(),
+            options: factors.options,
+            x_train: self.x_train.clone(),
+            targets: factors.y.clone(),
+            train_kernel: factors.k_train.clone(),
+            nngp_train,
+            cholesky: factors.cholesky.get().map(|c| SavedCholesky {
+                coefficients: c.alpha.clone(),
+                cholesky_factor: crate::solve::check::from_faer(c.factor.as_ref()),
+            }),
+            eigen: factors.flow.get().map(|f| SavedEigen {
+                eigenvalues: f.eigvals.clone(),
+                eigenvectors: f.eigvecs.clone(),
+                projected_residual: f.projected.clone(),
+                threshold: f.threshold,
+            }),
+        }
+    }
+}
+
+/// A saved training kernel: n × n, finite and symmetric (to the solvers' tolerance).
+fn train_kernel(model: &str, what: &str, k: ArrayView2<f64>, n: usize) -> Result<()> {
+    matrix(what, k, n)?;
+    dim(&format!("columns of {what}"), n, k.ncols())?;
+    crate::solve::check::symmetric("k", k).map_err(|e| match e {
+        Error::InvalidArgument { value, .. } => {
+            invalid(model, format!("{what} is not symmetric: {value}"))
+        }
+        other => other,
+    })
+}
+
+impl SavedEnsembleModel {
+    /// The declaration the model was trained with.
+    pub fn architecture(&self) -> &SavedArchitecture {
+        &self.architecture
+    }
+
+    /// Which ensemble this is.
+    pub fn kind(&self) -> KernelKind {
+        self.kind
+    }
+
+    /// The model again, with its kernels from `net`, which must be the saved declaration
+    /// ([`Error::ArchitectureMismatch`] otherwise). The saved factorisations are used as
+    /// they are: means and covariances at every time are those of the saved model, bit for
+    /// bit. Errors for a saved state that is not consistent (typed, see the
+    /// [module docs](crate::persist)).
+    pub fn restore<K: KernelProgram + Clone>(self, net: &Network<K>) -> Result<EnsembleModel<K>> {
+        const WHAT: &str = "ensemble model";
+        check_format(WHAT, self.format)?;
+        let arch = net.architecture();
+        self.architecture.check_matches(arch)?;
+        let options = self.options;
+        scalar(WHAT, "learning_rate", options.learning_rate, true)?;
+        inputs("the saved training inputs", self.x_train.view(), arch)?;
+        let n = self.x_train.nrows();
+        matrix("the saved targets", self.targets.view(), n)?;
+        let c = self.targets.ncols();
+        arch.outputs_for(c)?;
+        train_kernel(
+            WHAT,
+            "the saved training kernel",
+            self.train_kernel.view(),
+            n,
+        )?;
+        let ridge = options
+            .ridge
+            .resolve(self.train_kernel.view())
+            .map_err(|e| invalid(WHAT, e.to_string()))?;
+        let nngp_train = match (self.kind, self.nngp_train) {
+            (KernelKind::Ntk, Some(k)) => {
+                train_kernel(WHAT, "the saved NNGP training kernel", k.view(), n)?;
+                Some(k)
+            }
+            (KernelKind::Nngp, None) => None,
+            (KernelKind::Ntk, None) => {
+                return Err(invalid(
+                    WHAT,
+                    "an NTK ensemble without its NNGP training kernel Σ(X, X)",
+                ))
+            }
+            (KernelKind::Nngp, Some(_)) => {
+                return Err(invalid(
+                    WHAT,
+                    "an NNGP ensemble with a second training kernel",
+                ))
+            }
+        };
+        let cholesky = match self.cholesky {
+            Some(s) => {
+                matrix("the saved coefficients", s.coefficients.view(), n)?;
+                dim(
+                    "columns of the saved coefficients",
+                    c,
+                    s.coefficients.ncols(),
+                )?;
+                cholesky_factor(WHAT, s.cholesky_factor.view(), n)?;
+                OnceLock::from(KernelRegression {
+                    factor: crate::solve::check::to_faer(s.cholesky_factor.view()),
+                    alpha: s.coefficients,
+                    ridge,
+                })
+            }
+            None => OnceLock::new(),
+        };
+        let flow = match self.eigen {
+            Some(s) => {
+                scalar(WHAT, "threshold", s.threshold, false)?;
+                eigendecomposition(WHAT, &s.eigenvalues, s.eigenvectors.view(), n)?;
+                let r = &s.projected_residual;
+                matrix("the saved projected residual", r.view(), n)?;
+                dim("columns of the saved projected residual", c, r.ncols())?;
+                OnceLock::from(GradientFlow {
+                    eigvecs: s.eigenvectors,
+                    eigvals: s.eigenvalues,
+                    projected: s.projected_residual,
+                    f0_train: None,
+                    learning_rate: options.learning_rate,
+                    threshold: s.threshold,
+                    ridge,
+                })
+            }
+            None => OnceLock::new(),
+        };
+        let factors = Factors {
+            k_train: self.train_kernel,
+            y: self.targets,
+            ridge,
+            options,
+            cholesky,
+            flow,
+        };
+        let inner = match nngp_train {
+            None => Inner::Nngp(NngpEnsemble { factors }),
+            Some(nngp_train) => Inner::Ntk(NtkEnsemble {
+                factors,
+                nngp_train,
+            }),
+        };
+        Ok(EnsembleModel {
+            net: net.clone(),
+            x_train: self.x_train,
+            inner,
         })
     }
 }

@@ -1,21 +1,26 @@
 //! Save and load of trained kernel models (the `serde` feature) through `network!`, like a
 //! user: saved → JSON → restored with the network declared again predicts bit for bit what
-//! the trained model did (means and predictive covariances); another declaration, and files
-//! that are truncated, mis-shaped or out of range, are typed errors. Finite networks are
+//! the trained model did (means and predictive covariances), and a function-space model
+//! continues training bit for bit; another declaration, and files that are truncated,
+//! mis-shaped or out of range, are typed errors. Finite networks are
 //! tested in infw-runtime (`persist::tests`), and so are non-finite values (JSON cannot
 //! carry them). A module of runtime_errors.rs, not its own test binary (each costs CI a
 //! link).
 
 use infw::data::{one_hot, Dataset};
-use infw::persist::{SavedFalkonModel, SavedFlowModel, SavedKernelModel};
-use infw::solve::{CovarianceMode, FalkonOptions};
-use infw::{Error, KernelKind};
+use infw::persist::{
+    SavedEnsembleModel, SavedFalkonModel, SavedFlowModel, SavedFunctionSpaceModel, SavedKernelModel,
+};
+use infw::solve::{CovarianceMode, EnsembleOptions, FalkonOptions, Ridge};
+use infw::train::{AdamLimit, Iterate, NtkSgd, Schedule, TrainConfig};
+use infw::{Error, History, KernelKind};
 use ndarray::{s, Array2};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-fn net() -> infw::Network<impl infw::KernelProgram + Clone> {
+/// (Also has the Adam-like limit: a chain of dense layers and activations.)
+fn net() -> infw::Network<impl infw::AdamLimitProgram + Clone> {
     infw::network! { dense(512, w_std = 1.5, b_std = 0.1) relu dense(512, w_std = 1.5, b_std = 0.1) relu }
 }
 
@@ -302,4 +307,280 @@ fn corrupted_kernel_model_files_are_typed_errors() {
     // the three kinds of file are not interchangeable
     assert!(serde_json::from_str::<SavedFlowModel>(&text).is_err());
     assert!(serde_json::from_str::<SavedFalkonModel>(&text).is_err());
+}
+
+/// The records of a history with `seconds` zeroed, as `Debug` prints them (shortest
+/// round-trip digits): equal strings are bit-identical records.
+fn records(h: &History) -> String {
+    let mut h = h.clone();
+    for r in &mut h.epochs {
+        r.seconds = 0.0;
+    }
+    format!("{:?}", h.epochs)
+}
+
+#[test]
+fn function_space_models_resume_bit_for_bit() {
+    let data = Dataset::embedded("wine").unwrap().standardized();
+    let y = one_hot(&data.y_train, data.classes).unwrap();
+    let y_test = one_hot(&data.y_test, data.classes).unwrap();
+    let (x, x_test) = (&data.x_train, &data.x_test);
+    let net = net();
+    let config = TrainConfig {
+        momentum: Some(0.5),
+        running_mean: true,
+        ema: Some(0.9),
+        report: Iterate::Ema,
+        schedule: Schedule::LinearDecay { epochs: 8 },
+        seed: 5,
+        ..TrainConfig::new(0.002)
+    };
+
+    // NTK-SGD: two epochs and a step, saved, resumed for three more
+    let mut model = net.ntk_training(x, &y, config.clone()).unwrap();
+    let test = model.prepare_test(x_test, Some(&y_test)).unwrap();
+    model.fit(2, Some(&test)).unwrap();
+    model.trainer_mut().step(17).unwrap();
+    let saved = through_json(&model.saved().unwrap());
+    assert_eq!(saved.rule(), "ntk_sgd");
+    let mut back = saved.clone().restore::<NtkSgd, _>(&net).unwrap();
+    let test_back = back.prepare_test(x_test, Some(&y_test)).unwrap();
+    let (a, b) = (
+        model.fit(3, Some(&test)).unwrap(),
+        back.fit(3, Some(&test_back)).unwrap(),
+    );
+    assert_eq!(records(&a), records(&b));
+    assert_eq!(
+        back.predict(x_test).unwrap(),
+        model.predict(x_test).unwrap()
+    );
+    // another rule or declaration is refused
+    let e = error(saved.clone().restore::<AdamLimit, _>(&net));
+    assert!(
+        e.starts_with("InvalidSaved") && e.contains("ntk_sgd"),
+        "{e}"
+    );
+    assert!(is_mismatch(saved.restore::<NtkSgd, _>(&other_net())));
+
+    // the Adam-like limit, with its two kernel blocks
+    let config = TrainConfig {
+        momentum: None,
+        ema: None,
+        report: Iterate::RunningMean,
+        ..config
+    };
+    let mut model = net.adam_training(x, &y, config).unwrap();
+    model.fit(2, None).unwrap();
+    let saved = through_json(&model.saved().unwrap());
+    let mut back = saved.clone().restore::<AdamLimit, _>(&net).unwrap();
+    assert_eq!(
+        records(&model.fit(2, None).unwrap()),
+        records(&back.fit(2, None).unwrap())
+    );
+    assert_eq!(
+        back.predict(x_test).unwrap(),
+        model.predict(x_test).unwrap()
+    );
+    assert!(saved.restore::<NtkSgd, _>(&net).is_err());
+}
+
+#[test]
+fn ensembles_round_trip_bit_for_bit() {
+    let (x, y, x_test) = wine();
+    let x_few = x_test.slice(s![..12, ..]);
+    let net = net();
+    for (kind, options) in [
+        (
+            KernelKind::Nngp,
+            EnsembleOptions {
+                ridge: Ridge::Absolute(1e-4),
+                ..EnsembleOptions::default()
+            },
+        ),
+        (
+            KernelKind::Ntk,
+            EnsembleOptions::neural_tangents(0.7, 1e-4, false),
+        ),
+    ] {
+        let model = net.mse_ensemble(kind, &x, &y, options).unwrap();
+        // saved before any prediction: no factorisation in the file; the restored model
+        // builds them from the saved kernel, as the original does
+        let fresh = serde_json::to_value(model.saved()).unwrap();
+        assert!(fresh["cholesky"].is_null() && fresh["eigen"].is_null());
+        let before = through_json(&model.saved()).restore(&net).unwrap();
+        let same = |a: &infw::solve::EnsembleModel<_>, b: &infw::solve::EnsembleModel<_>| {
+            for t in [0.0, 3.0, f64::INFINITY] {
+                assert_eq!(
+                    a.at(t).predict(&x_test).unwrap(),
+                    b.at(t).predict(&x_test).unwrap(),
+                    "{kind:?}, t = {t}"
+                );
+                for mode in [CovarianceMode::Full, CovarianceMode::Diagonal] {
+                    assert_eq!(
+                        a.at(t).predict_with_uncertainty(&x_few, mode).unwrap(),
+                        b.at(t).predict_with_uncertainty(&x_few, mode).unwrap(),
+                        "{kind:?}, t = {t}, {mode:?}"
+                    );
+                }
+            }
+        };
+        same(&before, &model);
+        // saved after predictions at finite t and t = ∞: both factorisations in the file
+        let text = serde_json::to_string(&model.saved()).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert!(!v["cholesky"].is_null() && !v["eigen"].is_null());
+        let after = serde_json::from_str::<SavedEnsembleModel>(&text)
+            .unwrap()
+            .restore(&net)
+            .unwrap();
+        assert_eq!(after.kind(), kind);
+        same(&after, &model);
+        assert_eq!(serde_json::to_string(&after.saved()).unwrap(), text);
+        assert!(is_mismatch(
+            through_json(&model.saved()).restore(&other_net())
+        ));
+    }
+}
+
+#[test]
+fn corrupted_function_space_and_ensemble_files_are_typed_errors() {
+    let (x, y, _) = wine();
+    let (x, y) = (x.slice(s![..30, ..]), y.slice(s![..30, ..]));
+    let net = net();
+    let config = TrainConfig {
+        momentum: Some(0.5),
+        ..TrainConfig::new(0.01)
+    };
+    let mut model = net.ntk_training(&x, &y, config).unwrap();
+    model.fit(2, None).unwrap();
+    let saved = model.saved().unwrap();
+    let restore = |edit: fn(&mut Value)| edited(&saved, edit).restore::<NtkSgd, _>(&net);
+    for (edit, expect) in [
+        // shapes that disagree: a kernel block, the targets, a coefficient matrix, the order
+        (
+            (|v: &mut Value| {
+                v["kernel_columns"][0] = serde_json::to_value(Array2::<f64>::eye(29)).unwrap()
+            }) as fn(&mut Value),
+            "ShapeMismatch",
+        ),
+        (
+            |v| v["targets"] = serde_json::to_value(Array2::<f64>::zeros((29, 3))).unwrap(),
+            "ShapeMismatch",
+        ),
+        (
+            |v| {
+                let extra = v["last"]["coefficients"][0].clone();
+                v["last"]["coefficients"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(extra);
+            },
+            "ShapeMismatch",
+        ),
+        (
+            |v| {
+                v["momentum"]["train_values"] =
+                    serde_json::to_value(Array2::<f64>::zeros((30, 2))).unwrap()
+            },
+            "ShapeMismatch",
+        ),
+        (
+            |v| {
+                v["order"].as_array_mut().unwrap().pop();
+            },
+            "ShapeMismatch",
+        ),
+        // an unknown rule, a configuration out of range, state it does not track or lacks
+        (|v| v["rule"] = "rmsprop".into(), "InvalidSaved"),
+        (
+            |v| v["config"]["learning_rate"] = (-1.0).into(),
+            "InvalidSaved",
+        ),
+        (|v| v["momentum"] = Value::Null, "InvalidSaved"),
+        (|v| v["ema"] = v["last"].clone(), "InvalidSaved"),
+        // counts and order that are not those of the run
+        (|v| v["epochs_done"] = 3.into(), "InvalidSaved"),
+        (
+            |v| v["order"].as_array_mut().unwrap().swap(0, 1),
+            "InvalidSaved",
+        ),
+        (|v| v["config"]["seed"] = 6.into(), "InvalidSaved"),
+        (|v| v["format"] = 2.into(), "InvalidSaved"),
+        (
+            |v| v["architecture"]["nodes"][1]["dense"]["width"] = 256.into(),
+            "ArchitectureMismatch",
+        ),
+    ] {
+        let e = error(restore(edit));
+        assert!(e.starts_with(expect), "{expect}: {e}");
+    }
+    let e = error(edited(&saved, |v| v["rule"] = "rmsprop".into()).restore::<NtkSgd, _>(&net));
+    assert!(e.contains("unknown rule `rmsprop`"), "{e}");
+
+    let model = net
+        .mse_ensemble(
+            KernelKind::Ntk,
+            &x,
+            &y,
+            EnsembleOptions::neural_tangents(1.0, 1e-3, false),
+        )
+        .unwrap();
+    model.at(1.0).predict(&x).unwrap();
+    model.at(f64::INFINITY).predict(&x).unwrap();
+    let ensemble = model.saved();
+    let restore = |edit: fn(&mut Value)| edited(&ensemble, edit).restore(&net);
+    for (edit, expect) in [
+        (
+            (|v: &mut Value| {
+                v["train_kernel"] = serde_json::to_value(Array2::<f64>::eye(29)).unwrap()
+            }) as fn(&mut Value),
+            "ShapeMismatch",
+        ),
+        (
+            |v| {
+                v["cholesky"]["cholesky_factor"] =
+                    serde_json::to_value(Array2::<f64>::eye(29)).unwrap()
+            },
+            "ShapeMismatch",
+        ),
+        (
+            |v| {
+                v["eigen"]["projected_residual"] =
+                    serde_json::to_value(Array2::<f64>::zeros((30, 2))).unwrap()
+            },
+            "ShapeMismatch",
+        ),
+        (
+            |v| v["train_kernel"]["data"][1] = 9.0.into(),
+            "InvalidSaved",
+        ),
+        (|v| v["nngp_train"] = Value::Null, "InvalidSaved"),
+        (|v| v["kind"] = "Nngp".into(), "InvalidSaved"),
+        (
+            |v| v["eigen"]["eigenvalues"]["data"][0] = (-1.0).into(),
+            "InvalidSaved",
+        ),
+        (
+            |v| v["cholesky"]["cholesky_factor"]["data"][1] = 0.5.into(),
+            "InvalidSaved",
+        ),
+        (
+            |v| v["options"]["learning_rate"] = 0.0.into(),
+            "InvalidSaved",
+        ),
+        (
+            |v| v["options"]["ridge"] = json!({"RelativeToMeanDiagonal": -1.0}),
+            "InvalidSaved",
+        ),
+    ] {
+        let e = error(restore(edit));
+        assert!(e.starts_with(expect), "{expect}: {e}");
+    }
+    // a function-space file is not an ensemble file
+    let text = serde_json::to_string(&saved).unwrap();
+    assert!(serde_json::from_str::<SavedEnsembleModel>(&text).is_err());
+    assert!(serde_json::from_str::<SavedFunctionSpaceModel>(
+        &serde_json::to_string(&ensemble).unwrap()
+    )
+    .is_err());
 }

@@ -479,3 +479,246 @@ fn non_finite_values_in_saved_kernel_models_are_typed_errors() {
         Err(Error::ShapeMismatch { .. })
     ));
 }
+
+// ---------------------------------------------------------------------------------------
+// Function-space models and ensembles (kernels given as matrices: the stub has none)
+// ---------------------------------------------------------------------------------------
+
+use crate::history::History;
+use crate::solve::{Ridge, TimeConvention};
+use crate::train::{Iterate, NtkKernel, Schedule, SignKernels, TestSet, TrainSet};
+use rand::RngCore;
+
+/// A kernel on n + m points (rows of `randn`, a linear kernel plus a constant): its
+/// training block, its test-versus-train block.
+fn linear_kernel(n: usize, m: usize, seed: u64) -> (Array2<f64>, Array2<f64>) {
+    let z = randn(n + m, 6, seed);
+    let k = z.dot(&z.t()) / 6.0 + 0.5;
+    (
+        k.slice(ndarray::s![..n, ..n]).to_owned(),
+        k.slice(ndarray::s![n.., ..n]).to_owned(),
+    )
+}
+
+/// The records of a history, seconds zeroed, as `Debug` prints them (the shortest digits
+/// that round-trip, and -0 apart from 0): equal strings are bit-identical records.
+fn records(h: &History) -> String {
+    let mut h = h.clone();
+    for r in &mut h.epochs {
+        r.seconds = 0.0;
+    }
+    format!("{:?}", h.epochs)
+}
+
+/// Saves `model` mid-run (two epochs, then two single steps), restores it from JSON and
+/// checks that both continue bit for bit: order and RNG, three more epochs' records with
+/// test metrics, predictions of every tracked iterate, and the file saved again.
+fn resumes_exactly<R: LimitRule + Default>(
+    mut model: FunctionSpaceModel<R, Declared>,
+    net: &Network<Declared>,
+    test: &TestSet<R::Kernels>,
+    iterates: &[Iterate],
+) {
+    model.fit(2, Some(test)).unwrap();
+    model.trainer_mut().step(3).unwrap();
+    model.trainer_mut().step(0).unwrap();
+    let text = json(&model.saved().unwrap());
+    let mut back = load::<SavedFunctionSpaceModel>(&text)
+        .restore::<R, _>(net)
+        .unwrap();
+    assert_eq!(back.trainer.order, model.trainer.order);
+    assert_eq!(
+        back.trainer.rng.clone().next_u64(),
+        model.trainer.rng.clone().next_u64()
+    );
+    assert_eq!(
+        (back.trainer().epochs_done(), back.trainer().steps_done()),
+        (2, 2 * 9 + 2)
+    );
+    assert_eq!(json(&back.saved().unwrap()), text);
+    let (a, b) = (
+        model.fit(3, Some(test)).unwrap(),
+        back.fit(3, Some(test)).unwrap(),
+    );
+    assert_eq!(records(&a), records(&b));
+    assert_eq!(a.len(), 3);
+    for &it in iterates {
+        assert_eq!(
+            back.predict_prepared_iterate(test, it).unwrap(),
+            model.predict_prepared_iterate(test, it).unwrap(),
+            "{it:?}"
+        );
+    }
+    assert_eq!(json(&back.saved().unwrap()), json(&model.saved().unwrap()));
+}
+
+#[test]
+fn function_space_training_resumes_bit_for_bit() {
+    let net = Network::new(Declared(graph_arch()));
+    let (n, m) = (9, 4);
+    let x = randn(n, 5, 20);
+    let y = randn(n, 3, 21);
+    let y_test = randn(m, 3, 22);
+
+    // NTK-SGD with every tracked state, a step-dependent schedule and an initial f_0
+    let (k, k_test) = linear_kernel(n, m, 23);
+    let f0 = randn(n, 3, 24) * 0.1;
+    let train = TrainSet::new(NtkKernel::new(k).unwrap(), y.clone())
+        .unwrap()
+        .with_f0(f0)
+        .unwrap();
+    let config = TrainConfig {
+        momentum: Some(0.5),
+        running_mean: true,
+        ema: Some(0.9),
+        report: Iterate::Ema,
+        schedule: Schedule::LinearDecay { epochs: 10 },
+        seed: 7,
+        ..TrainConfig::new(0.05)
+    };
+    let model = FunctionSpaceModel::from_train_set(&net, NtkSgd, &x, train, config).unwrap();
+    let test = TestSet::new(NtkKernel::new(k_test).unwrap())
+        .with_targets(y_test.clone())
+        .unwrap()
+        .with_f0(randn(m, 3, 25) * 0.1)
+        .unwrap();
+    resumes_exactly(
+        model,
+        &net,
+        &test,
+        &[Iterate::Last, Iterate::RunningMean, Iterate::Ema],
+    );
+
+    // the Adam-like limit: two asymmetric blocks, running mean reported, 1/√epoch
+    let r = randn(n + m, n, 26).mapv(f64::abs);
+    let h = randn(n + m, n, 27) * 0.3;
+    let block = |a: &Array2<f64>, rows| a.slice(ndarray::s![rows, ..]).to_owned();
+    let train = TrainSet::new(
+        SignKernels::new(block(&r, 0..n), block(&h, 0..n)).unwrap(),
+        y,
+    )
+    .unwrap();
+    let config = TrainConfig {
+        running_mean: true,
+        report: Iterate::RunningMean,
+        schedule: Schedule::InverseSqrtEpoch,
+        seed: 11,
+        ..TrainConfig::new(0.02)
+    };
+    let model = FunctionSpaceModel::from_train_set(&net, AdamLimit, &x, train, config).unwrap();
+    let test = TestSet::new(SignKernels::new(block(&r, n..n + m), block(&h, n..n + m)).unwrap())
+        .with_targets(y_test)
+        .unwrap();
+    resumes_exactly(model, &net, &test, &[Iterate::Last, Iterate::RunningMean]);
+}
+
+#[test]
+fn the_replayed_order_is_the_trainers() {
+    let n = 13;
+    let (k, _) = linear_kernel(n, 1, 30);
+    for shuffle in [true, false] {
+        let config = TrainConfig {
+            shuffle,
+            seed: 31,
+            ..TrainConfig::new(0.01)
+        };
+        let train = TrainSet::new(NtkKernel::new(k.clone()).unwrap(), randn(n, 2, 32)).unwrap();
+        let mut t = Trainer::new(NtkSgd, train, config.clone()).unwrap();
+        for epochs in 0..5 {
+            let (order, rng) = replayed_order(n, &config, epochs);
+            assert_eq!(order, t.order, "epoch {epochs}");
+            assert_eq!(rng.clone().next_u64(), t.rng.clone().next_u64());
+            t.run_epoch(None).unwrap();
+            t.step(epochs).unwrap(); // steps do not touch the order
+        }
+        let identity: Vec<usize> = (0..n).collect();
+        assert_eq!(t.order == identity, !shuffle);
+    }
+}
+
+#[test]
+fn a_diverged_model_is_not_saved() {
+    let net = Network::new(Declared(graph_arch()));
+    let n = 6;
+    let (k, _) = linear_kernel(n, 1, 40);
+    let train = TrainSet::new(NtkKernel::new(k).unwrap(), randn(n, 3, 41)).unwrap();
+    let mut model = FunctionSpaceModel::from_train_set(
+        &net,
+        NtkSgd,
+        &randn(n, 5, 42),
+        train,
+        TrainConfig::new(1e300),
+    )
+    .unwrap();
+    assert!(matches!(model.fit(3, None), Err(Error::Diverged { .. })));
+    match model.saved() {
+        Err(Error::Diverged { what }) => assert!(what.starts_with("(earlier)"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn non_finite_values_in_saved_trainers_and_ensembles_are_typed_errors() {
+    // JSON cannot carry NaN or ∞; a binary format can.
+    let arch = graph_arch();
+    let net = Network::new(Declared(arch.clone()));
+    let n = 5;
+    let (k, _) = linear_kernel(n, 1, 50);
+    let train = TrainSet::new(NtkKernel::new(k.clone()).unwrap(), randn(n, 3, 51)).unwrap();
+    let config = TrainConfig {
+        ema: Some(0.8),
+        ..TrainConfig::new(0.1)
+    };
+    let mut model =
+        FunctionSpaceModel::from_train_set(&net, NtkSgd, &randn(n, 5, 52), train, config).unwrap();
+    model.fit(1, None).unwrap();
+    let saved = model.saved().unwrap();
+    assert!(saved.clone().restore::<NtkSgd, _>(&net).is_ok());
+    let mut bad = saved.clone();
+    bad.kernel_columns[0][[2, 3]] = f64::NAN;
+    assert!(non_finite(bad.restore::<NtkSgd, _>(&net)));
+    let mut bad = saved.clone();
+    bad.ema.as_mut().unwrap().coefficients[0][[1, 1]] = f64::INFINITY;
+    assert!(non_finite(bad.restore::<NtkSgd, _>(&net)));
+    let mut bad = saved;
+    bad.last.train_values[[4, 2]] = f64::NAN;
+    assert!(non_finite(bad.restore::<NtkSgd, _>(&net)));
+
+    let ensemble = SavedEnsembleModel {
+        format: FORMAT_VERSION,
+        architecture: (&arch).into(),
+        kind: KernelKind::Ntk,
+        options: crate::solve::EnsembleOptions {
+            learning_rate: 0.5,
+            ridge: Ridge::RelativeToMeanDiagonal(1e-3),
+            time: TimeConvention::MeanLoss,
+        },
+        x_train: randn(n, 5, 53),
+        targets: randn(n, 3, 54),
+        train_kernel: k.clone(),
+        nngp_train: Some(Array2::eye(n)),
+        cholesky: Some(SavedCholesky {
+            coefficients: randn(n, 3, 55),
+            cholesky_factor: Array2::eye(n),
+        }),
+        eigen: Some(SavedEigen {
+            eigenvalues: ndarray::array![0.0, 0.5, 1.0, 2.0, 3.0],
+            eigenvectors: Array2::eye(n),
+            projected_residual: randn(n, 3, 56),
+            threshold: 1e-12,
+        }),
+    };
+    assert!(ensemble.clone().restore(&net).is_ok());
+    let mut bad = ensemble.clone();
+    bad.train_kernel[[0, 0]] = f64::NAN;
+    assert!(non_finite(bad.restore(&net)));
+    let mut bad = ensemble.clone();
+    bad.nngp_train.as_mut().unwrap()[[1, 0]] = f64::INFINITY;
+    assert!(non_finite(bad.restore(&net)));
+    let mut bad = ensemble.clone();
+    bad.eigen.as_mut().unwrap().eigenvalues[1] = f64::NAN;
+    assert!(non_finite(bad.restore(&net)));
+    let mut bad = ensemble;
+    bad.cholesky.as_mut().unwrap().coefficients[[0, 2]] = f64::NEG_INFINITY;
+    assert!(non_finite(bad.restore(&net)));
+}

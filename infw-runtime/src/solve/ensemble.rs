@@ -43,7 +43,7 @@ pub(crate) fn nngp_test_test<K: KernelProgram>(
 }
 
 #[derive(Clone, Debug)]
-enum Inner {
+pub(crate) enum Inner {
     Nngp(NngpEnsemble),
     Ntk(NtkEnsemble),
 }
@@ -54,9 +54,9 @@ enum Inner {
 /// [`Network::mse_ensemble`].
 #[derive(Clone, Debug)]
 pub struct EnsembleModel<K> {
-    net: Network<K>,
-    x_train: Array2<f64>,
-    inner: Inner,
+    pub(crate) net: Network<K>,
+    pub(crate) x_train: Array2<f64>,
+    pub(crate) inner: Inner,
 }
 
 impl<K: KernelProgram + Clone> EnsembleModel<K> {

@@ -34,6 +34,8 @@ pub(crate) mod ensemble;
 mod falkon;
 mod flow;
 mod predictive;
+#[cfg(feature = "serde")]
+pub(crate) use predictive::Factors;
 mod regression;
 
 pub use diagonal::{kernel_diagonals, KernelDiagonals};

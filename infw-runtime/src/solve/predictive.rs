@@ -40,6 +40,7 @@ use std::sync::OnceLock;
 /// `diag_reg_absolute_scale=True`. The relative ridge is resolved on the kernel that is
 /// factorised: Σ(X, X) for the NNGP, Θ(X, X) for the NTK (as neural-tangents does).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Ridge {
     /// r itself: K + rI.
     Absolute(f64),
@@ -96,6 +97,7 @@ impl Ridge {
 
 /// Which clock the training time t is measured on (docs/math.md §5).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TimeConvention {
     /// infw: loss ½ Σ_{i,c} (f_ic − y_ic)² summed over the N·C training outputs, so the flow
     /// is df/dt = −η Θ (f − Y).
@@ -119,6 +121,7 @@ impl TimeConvention {
 
 /// Options of the MSE-trained ensembles ([`NngpEnsemble`], [`NtkEnsemble`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EnsembleOptions {
     /// η > 0; times are multiplied by it.
     pub learning_rate: f64,
@@ -315,14 +318,17 @@ fn check_learning_rate(eta: f64) -> Result<()> {
 /// The training kernel of an ensemble with its two factorisations, each built on first use
 /// and kept: the Cholesky factor of K + rI (t = ∞) and the eigendecomposition of K + rI
 /// (finite t), as neural-tangents caches them.
+///
+/// Fields `pub(crate)` for `crate::persist`, which saves the kernel, the targets, the
+/// options and whichever factorisation has been built.
 #[derive(Clone, Debug)]
-struct Factors {
-    k_train: Array2<f64>,
-    y: Array2<f64>,
-    ridge: f64,
-    options: EnsembleOptions,
-    cholesky: OnceLock<KernelRegression>,
-    flow: OnceLock<GradientFlow>,
+pub(crate) struct Factors {
+    pub(crate) k_train: Array2<f64>,
+    pub(crate) y: Array2<f64>,
+    pub(crate) ridge: f64,
+    pub(crate) options: EnsembleOptions,
+    pub(crate) cholesky: OnceLock<KernelRegression>,
+    pub(crate) flow: OnceLock<GradientFlow>,
 }
 
 /// Which kept factorisation serves a time.
@@ -394,7 +400,7 @@ impl Factors {
 /// noise variance r: mean Σ*(Σ + rI)⁻¹Y, covariance Σ** − Σ*(Σ + rI)⁻¹Σ*ᵀ.
 #[derive(Clone, Debug)]
 pub struct NngpEnsemble {
-    factors: Factors,
+    pub(crate) factors: Factors,
 }
 
 impl NngpEnsemble {
@@ -454,8 +460,8 @@ impl NngpEnsemble {
 /// (docs/math.md §5, "Predictive uncertainty"; neural-tangents' `get='ntk'`).
 #[derive(Clone, Debug)]
 pub struct NtkEnsemble {
-    factors: Factors,
-    nngp_train: Array2<f64>,
+    pub(crate) factors: Factors,
+    pub(crate) nngp_train: Array2<f64>,
 }
 
 impl NtkEnsemble {

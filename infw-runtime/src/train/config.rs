@@ -6,6 +6,7 @@ use crate::loss::Loss;
 
 /// Learning-rate schedule η_t applied to [`TrainConfig::learning_rate`] η (docs/math.md §5).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Schedule {
     /// η_t = η.
     #[default]
@@ -35,6 +36,7 @@ impl Schedule {
 
 /// Which iterate of f is reported in the history and predicted (docs/math.md §5).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Iterate {
     /// The current f_t.
     #[default]
@@ -54,6 +56,7 @@ pub enum Iterate {
 /// assert!(cfg.validate().is_ok());
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TrainConfig {
     /// Base learning rate η > 0 (finite).
     pub learning_rate: f64,

@@ -19,9 +19,9 @@ use crate::loss::{argmax, Loss};
 /// A function f = f_0 + Σ_j K_j(·, X) A_j: coefficients `A_j` (N×C, one row per training
 /// example) and its values on the training set.
 #[derive(Clone, Debug)]
-struct FunctionState {
-    coef: Vec<Array2<f64>>,
-    train: Array2<f64>,
+pub(crate) struct FunctionState {
+    pub(crate) coef: Vec<Array2<f64>>,
+    pub(crate) train: Array2<f64>,
 }
 
 /// Trains a function in the kernel limit of `R`, one example per step (docs/math.md §4, §5).
@@ -41,26 +41,49 @@ struct FunctionState {
 /// assert!(history.last().unwrap().train_loss < 1e-6);
 /// ```
 pub struct Trainer<R: UpdateRule> {
-    rule: R,
-    config: TrainConfig,
+    // `pub(crate)` for `crate::persist` (the `serde` feature), which saves every field but
+    // the scratch vectors `chi`, `fb`, `u` and the RNG (replayed: `replayed_order`).
+    pub(crate) rule: R,
+    pub(crate) config: TrainConfig,
     /// Block j, row b: K_j(X, x_b) — the column of example b, stored contiguously.
-    columns: Vec<Array2<f64>>,
-    targets: Array2<f64>,
-    has_f0: bool,
-    last: FunctionState,
+    pub(crate) columns: Vec<Array2<f64>>,
+    pub(crate) targets: Array2<f64>,
+    pub(crate) has_f0: bool,
+    pub(crate) last: FunctionState,
     /// Momentum M as a function (no f_0): its coefficients and train values.
-    momentum: Option<FunctionState>,
-    mean: Option<FunctionState>,
-    ema: Option<FunctionState>,
-    chi: Vec<f64>,
-    fb: Vec<f64>,
-    u: Vec<f64>,
-    order: Vec<usize>,
-    rng: StdRng,
-    epochs_done: usize,
-    steps_done: u64,
+    pub(crate) momentum: Option<FunctionState>,
+    pub(crate) mean: Option<FunctionState>,
+    pub(crate) ema: Option<FunctionState>,
+    pub(crate) chi: Vec<f64>,
+    pub(crate) fb: Vec<f64>,
+    pub(crate) u: Vec<f64>,
+    pub(crate) order: Vec<usize>,
+    pub(crate) rng: StdRng,
+    pub(crate) epochs_done: usize,
+    pub(crate) steps_done: u64,
     /// Set once training diverged; every later call returns `Error::Diverged` with it.
-    failure: Option<String>,
+    pub(crate) failure: Option<String>,
+}
+
+/// The example order and the shuffling RNG of a trainer with `config` on `n` examples after
+/// `epochs_done` completed epochs: the generator seeded with `config.seed`, and one shuffle
+/// of the order per epoch when `config.shuffle` is on. This is all the RNG is used for
+/// ([`Trainer::run_epoch`] shuffles once at its start; [`Trainer::step`] does not touch the
+/// order), and an epoch that fails after its shuffle marks the trainer diverged, so for a
+/// trainer that has not diverged the replay reproduces `order` and `rng` exactly.
+pub(crate) fn replayed_order(
+    n: usize,
+    config: &TrainConfig,
+    epochs_done: usize,
+) -> (Vec<usize>, StdRng) {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    if config.shuffle {
+        for _ in 0..epochs_done {
+            order.shuffle(&mut rng);
+        }
+    }
+    (order, rng)
 }
 
 impl<R: UpdateRule> Trainer<R> {
@@ -88,6 +111,7 @@ impl<R: UpdateRule> Trainer<R> {
             .f0
             .map(standard)
             .unwrap_or_else(|| Array2::zeros((n, c)));
+        let (order, rng) = replayed_order(n, &config, 0);
         let zero_state = |train: Array2<f64>| FunctionState {
             coef: vec![Array2::zeros((n, c)); blocks],
             train,
@@ -104,8 +128,8 @@ impl<R: UpdateRule> Trainer<R> {
             chi: vec![0.0; c],
             fb: vec![0.0; c],
             u: vec![0.0; blocks * c],
-            order: (0..n).collect(),
-            rng: StdRng::seed_from_u64(config.seed),
+            order,
+            rng,
             epochs_done: 0,
             steps_done: 0,
             failure: None,
@@ -400,7 +424,7 @@ impl<R: UpdateRule> Trainer<R> {
         Error::Diverged { what }
     }
 
-    fn check_usable(&self) -> Result<()> {
+    pub(crate) fn check_usable(&self) -> Result<()> {
         match &self.failure {
             Some(what) => Err(Error::Diverged {
                 what: format!("(earlier) {what}"),

@@ -18,5 +18,7 @@ mod tests;
 
 pub use config::{Iterate, Schedule, TrainConfig};
 pub use engine::Trainer;
+#[cfg(feature = "serde")]
+pub(crate) use engine::{replayed_order, FunctionState};
 pub use kernels::{KernelSet, NtkKernel, SignKernels, TestSet, TrainSet};
 pub use rule::{AdamLimit, NtkSgd, UpdateRule};
