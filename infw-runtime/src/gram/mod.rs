@@ -271,13 +271,7 @@ fn run_with<K: PairProgram>(
                 let xb = x_mul.slice(s![i0..i0 + bn, ..]);
                 let product = |rhs: &ArrayView2<f64>, dst: &mut Array2<f64>, e: i32| {
                     let mut blk = dst.slice_mut(s![..bn, j0..m]);
-                    ndarray::linalg::general_mat_mul(
-                        inv_d,
-                        &xb,
-                        &rhs.slice(s![j0.., ..]).t(),
-                        0.0,
-                        &mut blk,
-                    );
+                    band_product(inv_d, xb, rhs.slice(s![j0.., ..]), blk.view_mut());
                     if e != 0 {
                         blk.mapv_inplace(|v| overflow::mul_pow2(v, e));
                     }
@@ -588,4 +582,83 @@ fn mirror_upper_to_lower(a: &mut Array2<f64>) {
             }
         }
     });
+}
+/// From this input dimension on, the band product uses faer's matrix product (AVX-512
+/// kernels where the CPU has them) instead of ndarray's (matrixmultiply, AVX2): measured on
+/// the project's 2-core Xeon for one band, 128 × 784 times 784 × 4000, faer takes 18 ms
+/// against 26 ms; at d = 64 (32 × 64 × 4000) matrixmultiply is faster, 0.50 against 0.66 ms.
+const FAER_PRODUCT_FROM_DIM: usize = 256;
+
+/// `dst = alpha · a · bᵀ`, `a` one band of rows, `b` the other set's rows: run inside one
+/// rayon task per band, so single-threaded.
+fn band_product(alpha: f64, a: ArrayView2<f64>, b: ArrayView2<f64>, mut dst: ArrayViewMut2<f64>) {
+    if a.ncols() < FAER_PRODUCT_FROM_DIM {
+        ndarray::linalg::general_mat_mul(alpha, &a, &b.t(), 0.0, &mut dst);
+        return;
+    }
+    let (rows, cols, inner) = (a.nrows(), b.nrows(), a.ncols());
+    let (sa, sb, sd) = (a.strides(), b.strides(), dst.strides());
+    let (sd0, sd1) = (sd[0], sd[1]);
+    // SAFETY: each view's pointer, shape and strides (in elements) describe exactly the
+    // elements it borrows; the faer views live no longer than these borrows, and `dst` is
+    // borrowed mutably and alone.
+    let (fa, fb, fd) = unsafe {
+        (
+            faer::MatRef::from_raw_parts(a.as_ptr(), rows, inner, sa[0], sa[1]),
+            faer::MatRef::from_raw_parts(b.as_ptr(), cols, inner, sb[0], sb[1]),
+            faer::MatMut::from_raw_parts_mut(dst.as_mut_ptr(), rows, cols, sd0, sd1),
+        )
+    };
+    faer::linalg::matmul::matmul(
+        fd,
+        faer::Accum::Replace,
+        fa,
+        fb.transpose(),
+        alpha,
+        faer::Par::Seq,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both band-product paths against the sum written out, on views with row strides wider
+    /// than their width, a transposed (column-major) band and a reversed (negative-stride)
+    /// one. Sums of 300 products of terms ≤ 1 in size: 1e-12 is far above their rounding.
+    #[test]
+    fn band_products_match_the_definition_on_either_path() {
+        let mut seed = 11u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        for d in [64, 300] {
+            let big = Array2::from_shape_fn((9, d + 3), |_| next());
+            let other = Array2::from_shape_fn((7, d), |_| next());
+            let a_t = Array2::from_shape_fn((d, 5), |_| next());
+            let bands: [ArrayView2<f64>; 3] = [
+                big.slice(s![1..6, 2..2 + d]),
+                a_t.t(),
+                big.slice(s![..;-2, ..d]),
+            ];
+            for a in bands {
+                let mut out = Array2::from_elem((a.nrows(), 10), f64::NAN);
+                band_product(0.5, a, other.view(), out.slice_mut(s![.., 1..8]));
+                for i in 0..a.nrows() {
+                    for j in 0..7 {
+                        let want: f64 =
+                            0.5 * (0..d).map(|k| a[[i, k]] * other[[j, k]]).sum::<f64>();
+                        assert!((out[[i, j + 1]] - want).abs() <= 1e-12, "d = {d}");
+                    }
+                    assert!(
+                        out[[i, 0]].is_nan() && out[[i, 8]].is_nan(),
+                        "wrote outside"
+                    );
+                }
+            }
+        }
+    }
 }
