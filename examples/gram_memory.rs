@@ -2,8 +2,11 @@
 //! memory (run it under `/usr/bin/time -v`) and trying Gram tiling parameters.
 //!
 //! ```text
-//! cargo run --release --example gram_memory -- N D [BAND_ROWS] [REPS] [--dump DIR]
+//! cargo run --release --example gram_memory -- N D [BAND_ROWS] [REPS] [--dump DIR] [--reuse]
 //! ```
+//!
+//! `--reuse`: every repetition writes into the same two matrices (`nngp_ntk_into`), as a
+//! caller evaluating many Grams of one size would, instead of receiving new ones.
 //!
 //! X is seeded standard normal (same seeds as `benches/gram.rs`). Prints the wall time of
 //! each repetition and the median. `--dump DIR` writes X, NNGP and NTK to DIR as raw
@@ -36,7 +39,12 @@ fn main() {
         args.drain(i..i + 2);
         std::path::PathBuf::from(dir)
     });
-    let usage = "usage: gram_memory N D [BAND_ROWS] [REPS] [--dump DIR]";
+    let reuse = args
+        .iter()
+        .position(|a| a == "--reuse")
+        .map(|i| args.remove(i))
+        .is_some();
+    let usage = "usage: gram_memory N D [BAND_ROWS] [REPS] [--dump DIR] [--reuse]";
     let n: usize = args.first().expect(usage).parse().expect(usage);
     let d: usize = args.get(1).expect(usage).parse().expect(usage);
     let band_rows: Option<usize> = args.get(2).map(|s| s.parse().expect(usage));
@@ -52,16 +60,18 @@ fn main() {
     let x = inputs(n, d, 0x5eed + n as u64 + d as u64);
 
     let mut times = Vec::with_capacity(reps);
-    let mut last = None;
+    let mut last: Option<(Array2<f64>, Array2<f64>)> = None;
     for _ in 0..reps.max(1) {
         let t0 = Instant::now();
-        let k = net.nngp_ntk(&x, &x).expect("nngp_ntk");
+        match (&mut last, reuse) {
+            (Some((k, th)), true) => net.nngp_ntk_into(&x, &x, k, th).expect("nngp_ntk_into"),
+            _ => last = Some(net.nngp_ntk(&x, &x).expect("nngp_ntk")),
+        }
         times.push(t0.elapsed().as_secs_f64());
-        last = Some(k);
     }
     let (nngp, ntk) = last.expect("at least one repetition");
     println!(
-        "N={n} d={d} band_rows={} times_s={times:.4?}",
+        "N={n} d={d} band_rows={} reuse={reuse} times_s={times:.4?}",
         band_rows.map_or("default".to_string(), |b| b.to_string())
     );
     times.sort_by(f64::total_cmp);

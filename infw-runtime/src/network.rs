@@ -94,6 +94,29 @@ impl<K: KernelProgram> Network<K> {
         Ok((k.nngp.expect("requested"), k.ntk.expect("requested")))
     }
 
+    /// [`nngp_ntk`](Self::nngp_ntk) written into matrices the caller owns (each
+    /// `x1.nrows() × x2.nrows()`, C-contiguous; every entry is overwritten). For repeated
+    /// evaluations of one size: the memory is reused instead of fresh pages being
+    /// first-touched for every call, which on some machines is a large part of a Gram's
+    /// time (README, "Speed").
+    pub fn nngp_ntk_into<S1: Data<Elem = f64>, S2: Data<Elem = f64>>(
+        &self,
+        x1: &ArrayBase<S1, Ix2>,
+        x2: &ArrayBase<S2, Ix2>,
+        nngp: &mut Array2<f64>,
+        ntk: &mut Array2<f64>,
+    ) -> Result<()> {
+        let (x1, x2) = (x1.view(), x2.view());
+        let t = (!same_matrix(&x1, &x2)).then_some(x2);
+        self.program.gram_into(
+            x1,
+            t,
+            Want::NNGP_NTK,
+            &self.gram,
+            [Some(nngp.view_mut()), Some(ntk.view_mut()), None, None],
+        )
+    }
+
     /// Any subset of {NNGP, NTK, R, H} between evaluation points `x` (rows) and the
     /// training examples (columns), in one fused pass that pays only for what `want` asks.
     pub fn kernels<S: Data<Elem = f64>>(

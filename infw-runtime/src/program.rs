@@ -11,7 +11,7 @@ use crate::gram::{GramParams, KernelMatrices};
 use crate::solve::KernelDiagonals;
 use crate::Result;
 pub use infw_layers::{Parallel, Want};
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// The per-pair inputs: inner products of the raw inputs, scaled by 1/d0.
 #[derive(Clone, Copy, Debug, Default)]
@@ -64,6 +64,33 @@ pub trait KernelProgram: Send + Sync {
         params: &GramParams,
     ) -> Result<KernelMatrices>;
 
+    /// [`gram`](Self::gram) written into the caller's matrices (NNGP, NTK, R, H: one for each
+    /// kernel in `want`, C-contiguous, rows of x × rows of t). Dense declarations write in
+    /// place; the default evaluates into new matrices and copies.
+    fn gram_into(
+        &self,
+        x: ArrayView2<f64>,
+        t: Option<ArrayView2<f64>>,
+        want: Want,
+        params: &GramParams,
+        mut outputs: [Option<ArrayViewMut2<f64>>; 4],
+    ) -> Result<()> {
+        crate::validate::check_inputs(x, t)?;
+        crate::gram::check_outputs(
+            x.nrows(),
+            t.map_or(x.nrows(), |t| t.nrows()),
+            want,
+            &outputs,
+        )?;
+        let k = self.gram(x, t, want, params)?;
+        for (o, k) in outputs.iter_mut().zip([k.nngp, k.ntk, k.readout, k.hidden]) {
+            if let (Some(o), Some(k)) = (o, k) {
+                o.assign(&k);
+            }
+        }
+        Ok(())
+    }
+
     /// k(x, x) for every row of `x`.
     fn diagonals(&self, x: ArrayView2<f64>, want: Want) -> Result<KernelDiagonals>;
 }
@@ -83,6 +110,16 @@ impl<P: PairProgram> KernelProgram for P {
         params: &GramParams,
     ) -> Result<KernelMatrices> {
         crate::gram::kernel_matrices(self, x, t, want, params)
+    }
+    fn gram_into(
+        &self,
+        x: ArrayView2<f64>,
+        t: Option<ArrayView2<f64>>,
+        want: Want,
+        params: &GramParams,
+        outputs: [Option<ArrayViewMut2<f64>>; 4],
+    ) -> Result<()> {
+        crate::gram::kernel_matrices_into(self, x, t, want, params, outputs)
     }
     fn diagonals(&self, x: ArrayView2<f64>, want: Want) -> Result<KernelDiagonals> {
         crate::solve::kernel_diagonals(self, x, want)

@@ -178,3 +178,39 @@ fn readout_and_hidden_parts_match_the_adam_reference() {
 fn conv_nngp_and_ntk_match_neural_tangents() {
     check_nt_fixture("nt_conv_kernels.json", 9, conv_cases::conv_case);
 }
+
+/// `nngp_ntk_into` writes exactly what `nngp_ntk` returns, bit for bit, into matrices that
+/// held garbage: one set against itself (the mirrored path) and two sets, for a dense
+/// declaration (written in place) and a convolutional one (the evaluate-and-copy default);
+/// wrong shapes and layouts are typed errors.
+#[test]
+fn kernels_written_into_given_matrices_equal_fresh_ones() {
+    let dense = infw::network! { dense(64, b_std = 0.1) relu dense(64) erf };
+    let conv = infw::network! { input(6, 1) conv(8, size = 3) relu global_avg_pool dense(1) };
+    let x = Array2::from_shape_fn((9, 6), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 5.0 - 1.0);
+    let t = Array2::from_shape_fn((5, 6), |(i, j)| ((i * 5 + j * 2) % 13) as f64 / 6.0 - 1.0);
+    fn check<K: KernelProgram>(net: &Network<K>, x: &Array2<f64>, t: &Array2<f64>) {
+        for other in [x, t] {
+            let (k, th) = net.nngp_ntk(x, other).unwrap();
+            let mut k2 = Array2::from_elem(k.dim(), f64::NAN);
+            let mut th2 = Array2::from_elem(k.dim(), 7.0);
+            net.nngp_ntk_into(x, other, &mut k2, &mut th2).unwrap();
+            assert_eq!(k, k2);
+            assert_eq!(th, th2);
+        }
+        let mut wrong = Array2::zeros((x.nrows(), t.nrows() + 1));
+        let mut th = Array2::zeros((x.nrows(), t.nrows()));
+        assert!(matches!(
+            net.nngp_ntk_into(x, t, &mut wrong, &mut th),
+            Err(infw::Error::ShapeMismatch { .. })
+        ));
+        let mut k = Array2::zeros((x.nrows(), t.nrows()));
+        let mut column_major = Array2::zeros((t.nrows(), x.nrows())).reversed_axes();
+        assert!(matches!(
+            net.nngp_ntk_into(x, t, &mut k, &mut column_major),
+            Err(infw::Error::InvalidArgument { .. })
+        ));
+    }
+    check(&dense, &x, &t);
+    check(&conv, &x, &t);
+}

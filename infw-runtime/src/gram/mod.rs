@@ -93,6 +93,100 @@ pub fn kernel_matrices<K: PairProgram>(
 ) -> Result<KernelMatrices> {
     check_inputs(x, t)?;
     params.validate()?;
+    let (n, m) = (x.nrows(), t.map_or(x.nrows(), |t| t.nrows()));
+    let flags = [want.nngp, want.ntk, want.readout, want.hidden];
+    let mut outputs: [Option<Array2<f64>>; 4] =
+        flags.map(|f| f.then(|| output_matrix(n, m, params.huge_pages)));
+    dispatch(
+        program,
+        x,
+        t,
+        want,
+        params,
+        outputs.each_mut().map(|o| o.as_mut().map(|a| a.view_mut())),
+    )?;
+    let [nngp, ntk, readout, hidden] = outputs;
+    Ok(KernelMatrices {
+        nngp,
+        ntk,
+        readout,
+        hidden,
+    })
+}
+
+/// [`kernel_matrices`] written into matrices the caller owns (`outputs`: NNGP, NTK, R, H, one
+/// per kernel in `want`, each `rows of x` × `rows of t`, C-contiguous): repeated evaluations
+/// of the same size then reuse memory that is already mapped, instead of first-touching fresh
+/// pages for every call.
+pub fn kernel_matrices_into<K: PairProgram>(
+    program: &K,
+    x: ArrayView2<f64>,
+    t: Option<ArrayView2<f64>>,
+    want: Want,
+    params: &GramParams,
+    outputs: [Option<ArrayViewMut2<f64>>; 4],
+) -> Result<()> {
+    check_inputs(x, t)?;
+    params.validate()?;
+    check_outputs(
+        x.nrows(),
+        t.map_or(x.nrows(), |t| t.nrows()),
+        want,
+        &outputs,
+    )?;
+    dispatch(program, x, t, want, params, outputs)
+}
+
+/// Checks that `outputs` holds exactly the kernels of `want`, each n × m and C-contiguous.
+pub(crate) fn check_outputs(
+    n: usize,
+    m: usize,
+    want: Want,
+    outputs: &[Option<ArrayViewMut2<f64>>; 4],
+) -> Result<()> {
+    let flags = [want.nngp, want.ntk, want.readout, want.hidden];
+    for ((o, on), name) in outputs.iter().zip(flags).zip(KERNEL_NAMES) {
+        match (o, on) {
+            (Some(o), true) => {
+                if o.dim() != (n, m) {
+                    return Err(crate::Error::ShapeMismatch {
+                        what: format!("elements of the {name} output (rows of x × rows of t)"),
+                        expected: n * m,
+                        found: o.len(),
+                    });
+                }
+                if !o.is_standard_layout() {
+                    return Err(crate::Error::InvalidArgument {
+                        name: "output",
+                        value: name.into(),
+                        reason: "an output matrix must be C-contiguous (row-major, no gaps)".into(),
+                    });
+                }
+            }
+            (None, false) => {}
+            (Some(_), false) | (None, true) => {
+                return Err(crate::Error::InvalidArgument {
+                    name: "output",
+                    value: name.into(),
+                    reason:
+                        "give one output matrix for each requested kernel, and none for the others"
+                            .into(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Standard layout for the inputs, then the evaluation compiled for the requested set.
+fn dispatch<K: PairProgram>(
+    program: &K,
+    x: ArrayView2<f64>,
+    t: Option<ArrayView2<f64>>,
+    want: Want,
+    params: &GramParams,
+    outs: [Option<ArrayViewMut2<f64>>; 4],
+) -> Result<()> {
     let x = x.as_standard_layout();
     let t_owned = t.map(|t| t.as_standard_layout().into_owned());
     let same_set = t_owned.is_none();
@@ -100,15 +194,16 @@ pub fn kernel_matrices<K: PairProgram>(
         .as_ref()
         .map(|t| t.view())
         .unwrap_or_else(|| x.view());
+    let x = x.view();
     match want.mask() {
-        m if m == Want::NNGP.mask() => run::<K, 1>(program, x.view(), t, same_set, params),
-        m if m == Want::NTK.mask() => run::<K, 2>(program, x.view(), t, same_set, params),
-        m if m == Want::NNGP_NTK.mask() => run::<K, 3>(program, x.view(), t, same_set, params),
-        m if m == Want::ADAM.mask() => run::<K, 12>(program, x.view(), t, same_set, params),
-        m if m == Want::ALL.mask() => run::<K, 15>(program, x.view(), t, same_set, params),
-        4 => run::<K, 4>(program, x.view(), t, same_set, params),
-        8 => run::<K, 8>(program, x.view(), t, same_set, params),
-        m => run_dyn(program, x.view(), t, same_set, params, Want::from_mask(m)),
+        m if m == Want::NNGP.mask() => run::<K, 1>(program, x, t, same_set, params, outs),
+        m if m == Want::NTK.mask() => run::<K, 2>(program, x, t, same_set, params, outs),
+        m if m == Want::NNGP_NTK.mask() => run::<K, 3>(program, x, t, same_set, params, outs),
+        m if m == Want::ADAM.mask() => run::<K, 12>(program, x, t, same_set, params, outs),
+        m if m == Want::ALL.mask() => run::<K, 15>(program, x, t, same_set, params, outs),
+        4 => run::<K, 4>(program, x, t, same_set, params, outs),
+        8 => run::<K, 8>(program, x, t, same_set, params, outs),
+        m => run_dyn(program, x, t, same_set, params, Want::from_mask(m), outs),
     }
 }
 
@@ -120,8 +215,9 @@ fn run_dyn<K: PairProgram>(
     same_set: bool,
     params: &GramParams,
     want: Want,
-) -> Result<KernelMatrices> {
-    run_with(program, x, t, same_set, params, want)
+    outs: [Option<ArrayViewMut2<f64>>; 4],
+) -> Result<()> {
+    run_with(program, x, t, same_set, params, want, outs)
 }
 
 fn run<K: PairProgram, const MASK: u8>(
@@ -130,8 +226,9 @@ fn run<K: PairProgram, const MASK: u8>(
     t: ArrayView2<f64>,
     same_set: bool,
     params: &GramParams,
-) -> Result<KernelMatrices> {
-    run_with(program, x, t, same_set, params, Want::from_mask(MASK))
+    outs: [Option<ArrayViewMut2<f64>>; 4],
+) -> Result<()> {
+    run_with(program, x, t, same_set, params, Want::from_mask(MASK), outs)
 }
 
 /// One band of output rows, one optional view per kernel.
@@ -161,7 +258,8 @@ fn run_with<K: PairProgram>(
     same_set: bool,
     params: &GramParams,
     want: Want,
-) -> Result<KernelMatrices> {
+    mut outputs: [Option<ArrayViewMut2<f64>>; 4],
+) -> Result<()> {
     let (n, m, d) = (x.nrows(), t.nrows(), x.ncols());
     let inv_d = 1.0 / d as f64;
     // Symmetric shortcut: only when every requested kernel is symmetric.
@@ -223,9 +321,6 @@ fn run_with<K: PairProgram>(
         .needs_sign_dot(want)
         .then(|| t.mapv(crate::dual::sign0));
 
-    let flags = [want.nngp, want.ntk, want.readout, want.hidden];
-    let mut outputs: [Option<Array2<f64>>; 4] =
-        flags.map(|f| f.then(|| output_matrix(n, m, params.huge_pages)));
     // Bands start at multiples of LANES so that a band's first column is a bundle start.
     let rows = match params.band_rows {
         0 if d >= 256 => 128,
@@ -367,13 +462,7 @@ fn run_with<K: PairProgram>(
             mirror_upper_to_lower(o);
         }
     }
-    let [nngp, ntk, readout, hidden] = outputs;
-    Ok(KernelMatrices {
-        nngp,
-        ntk,
-        readout,
-        hidden,
-    })
+    Ok(())
 }
 
 /// The error for a kernel that is not finite at (row, col): it names the first layer whose
@@ -559,9 +648,12 @@ fn output_matrix(n: usize, m: usize, huge_pages: bool) -> Array2<f64> {
 }
 
 /// Copies the upper triangle onto the lower one, in parallel cache-sized blocks.
-fn mirror_upper_to_lower(a: &mut Array2<f64>) {
+fn mirror_upper_to_lower(a: &mut ArrayViewMut2<f64>) {
     let n = a.nrows();
-    debug_assert_eq!(n, a.ncols());
+    assert!(
+        n == a.ncols() && a.is_standard_layout(),
+        "checked by the callers"
+    );
     const B: usize = 64;
     struct Ptr(*mut f64);
     unsafe impl Sync for Ptr {}
