@@ -2,9 +2,10 @@
 //! memory (run it under `/usr/bin/time -v`) and trying Gram tiling parameters.
 //!
 //! ```text
-//! cargo run --release --example gram_memory -- N D [BAND_ROWS] [REPS] [--dump DIR] [--reuse]
+//! cargo run --release --example gram_memory -- N D [BAND_ROWS] [REPS] [--dump DIR] [--reuse] [--small-pages]
 //! ```
 //!
+//! `--small-pages`: outputs without the transparent-huge-page advice (`GramParams::huge_pages`).
 //! `--reuse`: every repetition writes into the same two matrices (`nngp_ntk_into`), as a
 //! caller evaluating many Grams of one size would, instead of receiving new ones.
 //!
@@ -39,24 +40,28 @@ fn main() {
         args.drain(i..i + 2);
         std::path::PathBuf::from(dir)
     });
+    let small_pages = args
+        .iter()
+        .position(|a| a == "--small-pages")
+        .map(|i| args.remove(i))
+        .is_some();
     let reuse = args
         .iter()
         .position(|a| a == "--reuse")
         .map(|i| args.remove(i))
         .is_some();
-    let usage = "usage: gram_memory N D [BAND_ROWS] [REPS] [--dump DIR] [--reuse]";
+    let usage = "usage: gram_memory N D [BAND_ROWS] [REPS] [--dump DIR] [--reuse] [--small-pages]";
     let n: usize = args.first().expect(usage).parse().expect(usage);
     let d: usize = args.get(1).expect(usage).parse().expect(usage);
     let band_rows: Option<usize> = args.get(2).map(|s| s.parse().expect(usage));
     let reps: usize = args.get(3).map_or(1, |s| s.parse().expect(usage));
 
     let mut net = infw::network! { dense(512) relu dense(512) relu dense(512) relu };
-    if let Some(band_rows) = band_rows {
-        net = net.with_gram_params(infw::GramParams {
-            band_rows,
-            ..Default::default()
-        });
-    }
+    net = net.with_gram_params(infw::GramParams {
+        band_rows: band_rows.unwrap_or(0),
+        huge_pages: !small_pages,
+        ..Default::default()
+    });
     let x = inputs(n, d, 0x5eed + n as u64 + d as u64);
 
     let mut times = Vec::with_capacity(reps);
