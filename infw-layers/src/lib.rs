@@ -1,7 +1,7 @@
 //! The layer rules of infw, shared by the `network!` compiler and the runtime.
 //!
 //! Each activation is one type implementing [`Rule`] (name, parameters, φ, φ') and
-//! [`Dual`] (its Gaussian expectations: E[φφ], E[φ'φ'] for the NNGP/NTK, S and D for the
+//! [`Dual`] (its Gaussian expectations: E\[φφ\], E[φ'φ'] for the NNGP/NTK, S and D for the
 //! Adam-like limit, and how it carries exact parallelism), in one file of [`rules`]. The
 //! registry ([`activation`]) lists every rule once; the compiler reads names and
 //! parameters from it, the runtime's finite networks dispatch φ and φ' through it, and the

@@ -1,7 +1,7 @@
 //! An activation node: any rule of the registry, or a user's `act(path)`. The rule's
 //! mathematics lives in its own file of `infw-layers/src/rules/`; here it is only called:
-//! once per point (`Dual::point`: E[φ²], E[φ'²] and what the pair pass needs) and once
-//! per pair (`Dual::pair`: E[φφ], E[φ'φ'], S, D and parallelism; docs/math.md §3, §4).
+//! once per point (`Dual::point`: E\[φ²\], E[φ'²] and what the pair pass needs) and once
+//! per pair (`Dual::pair`: E\[φφ\], E[φ'φ'], S, D and parallelism; docs/math.md §3, §4).
 use super::{lit, q, PairVars, Walk};
 use crate::ir::{NodeId, Rule};
 use proc_macro2::TokenStream;

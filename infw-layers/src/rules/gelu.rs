@@ -1,6 +1,6 @@
 //! gelu, exact: φ(u) = u·Φ(u), φ'(u) = Φ(u) + u·ϕ(u) (Φ, ϕ the Gaussian CDF and density).
 //!
-//! E[φφ] and E[φ'φ'] in closed form, as neural-tangents 0.6.5 implements `stax.Gelu`
+//! E\[φφ\] and E[φ'φ'] in closed form, as neural-tangents 0.6.5 implements `stax.Gelu`
 //! (Tsuchida et al. 2020), with Δ² = (1+a)(1+b) − c²:
 //! ```text
 //! E[φφ]   = c/4 + [ (c² + ab Δ²)/((1+a)(1+b) Δ) + c·atan2(c, Δ) ] / (2π)
@@ -64,7 +64,7 @@ impl Gelu {
     };
 }
 
-/// The closed forms E[φφ] and E[φ'φ'] of the module doc; ρ = ±1 exactly when parallel.
+/// The closed forms E\[φφ\] and E[φ'φ'] of the module doc; ρ = ±1 exactly when parallel.
 pub fn closed_form(a: f64, b: f64, c: f64, parallel: Parallel) -> (f64, f64) {
     let a = if a > 0.0 { a } else { 0.0 };
     let b = if b > 0.0 { b } else { 0.0 };

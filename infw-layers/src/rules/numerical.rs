@@ -138,7 +138,7 @@ fn density(x: f64) -> f64 {
 // Sign patterns
 
 /// The sign of a function on the intervals between its sign-change points:
-/// `signs[j]` holds on (points[j−1], points[j]), with points[−1] = −∞, points[m] = +∞.
+/// `signs[j]` holds on (points[j−1], points\[j\]), with points[−1] = −∞, points\[m\] = +∞.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignPattern {
     /// The sign-change points, ascending.
