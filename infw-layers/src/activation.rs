@@ -21,6 +21,8 @@ pub struct Entry {
     pub summary: &'static str,
     /// Checks parameter values; the message says what is wrong.
     pub check: fn(&[f64]) -> Result<(), String>,
+    /// The slopes of a piecewise-linear rule at parameter values ([`Rule::slopes`]).
+    pub slopes: fn(&[f64]) -> Option<(f64, f64)>,
 }
 
 /// A user's activation as the runtime sees it (finite networks call φ and φ').
@@ -121,6 +123,7 @@ macro_rules! activations {
                 params: <$variant as Rule>::PARAMS,
                 summary: <$variant as Rule>::SUMMARY,
                 check: <$variant as Rule>::check,
+                slopes: <$variant as Rule>::slopes,
             }, )*
         ];
     };

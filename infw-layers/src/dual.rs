@@ -64,7 +64,9 @@ pub trait Dual {
     fn splat(point: &Self::Point<f64>) -> Self::Point<F64x4>;
 
     /// Two-point moments of x (`a`) and x' (`b`, the training example) at covariance `c`;
-    /// `want` selects what is computed (the rest is 0).
+    /// `want` selects what is computed (the rest is 0): `nngp` E[φφ], `ntk` E[φ'φ'], `readout`
+    /// S, `hidden` S, D and E[φ'φ']. E[φφ] is the next node's Σ, so the generated code always
+    /// asks for it.
     fn pair<T: Real>(
         &self,
         a: &Self::Point<T>,

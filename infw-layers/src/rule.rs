@@ -36,6 +36,13 @@ pub trait Rule: Dual + Copy + PartialEq + std::fmt::Debug + Send + Sync + 'stati
     fn forward(&self, u: f64) -> f64;
     /// φ'(u) (at a kink: the convention of the rule's file).
     fn derivative(&self, u: f64) -> f64;
+    /// The slopes (φ' on u > 0, on u < 0) of a piecewise-linear φ at these parameter values,
+    /// `None` otherwise. The Adam-like limit through a skip connection beside the
+    /// activation needs them: its backward sign kernel is then a four-orthant sum, a 2-D
+    /// integral for a smooth φ (docs/math.md §8).
+    fn slopes(_params: &[f64]) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// A user's activation, named by path in a declaration: `act(my_crate::Swish)`.

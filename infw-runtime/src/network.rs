@@ -126,9 +126,12 @@ impl<K: KernelProgram> Network<K> {
         want: Want,
     ) -> Result<KernelMatrices> {
         if (want.readout || want.hidden) && !self.program.has_adam_limit() {
-            return Err(crate::Error::Architecture(
-                "this declaration has no Adam-like limit (R, H): residual sums, concatenations and fan-outs have no verified sign-kernel rule yet".into(),
-            ));
+            return Err(crate::Error::Architecture(format!(
+                "this declaration has no Adam-like limit (R, H): {}",
+                self.program
+                    .adam_limit_refusal()
+                    .unwrap_or("it is not built for this program")
+            )));
         }
         let x = x.view();
         // Spoken from the caller's side: their inputs against the training features (the

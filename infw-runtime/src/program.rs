@@ -54,6 +54,11 @@ pub trait KernelProgram: Send + Sync {
     /// [`AdamLimitProgram`]); asking [`crate::Network::kernels`] for them otherwise is an error.
     fn has_adam_limit(&self) -> bool;
 
+    /// Why R and H are not built, when they are not: the compiler's reason (docs/math.md §8).
+    fn adam_limit_refusal(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The kernels in `want` between the rows of `x` and of `t` (`None`: `x` itself);
     /// `t` holds the training examples of R and H.
     fn gram(
@@ -102,6 +107,9 @@ impl<P: PairProgram> KernelProgram for P {
     fn has_adam_limit(&self) -> bool {
         PairProgram::has_adam_limit(self)
     }
+    fn adam_limit_refusal(&self) -> Option<&'static str> {
+        PairProgram::adam_limit_refusal(self)
+    }
     fn gram(
         &self,
         x: ArrayView2<f64>,
@@ -143,6 +151,11 @@ pub trait PairProgram: Send + Sync {
     /// [`AdamLimitProgram`]); asking [`crate::Network::kernels`] for them otherwise is an error.
     fn has_adam_limit(&self) -> bool;
 
+    /// Why R and H are not built, when they are not: the compiler's reason (docs/math.md §8).
+    fn adam_limit_refusal(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Per-point pass from ‖x‖²/d0.
     fn point(&self, sq_norm: f64) -> Self::Point<f64>;
 
@@ -178,7 +191,7 @@ pub trait PairProgram: Send + Sync {
 #[diagnostic::on_unimplemented(
     message = "the Adam-like limit is not built for this declaration",
     label = "this network has no Adam-like limit (R, H)",
-    note = "the sign-kernel limit is derived for chains of dense layers, activations and layer_norm; residual sums and concatenations have no verified rule yet (docs/math.md §8), and convolutions have no closed form (the sign of a sum over positions does not factorise, docs/math.md §9)"
+    note = "the sign-kernel limit is derived for dense layers, activations, layer_norm, residual sums and concatenations, except where a sign kernel is a 2-D integral (a dense layer reading a post-activation residual stream; a smooth activation beside a skip connection; see `adam_limit_refusal()` and docs/math.md §8); convolutions have no closed form (the sign of a sum over positions does not factorise, docs/math.md §9)"
 )]
 pub trait AdamLimitProgram: KernelProgram {}
 

@@ -59,6 +59,10 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     };
     let (sd_readout, sd_hidden) = d.sign_dot;
     let has_adam = d.adam.is_some();
+    let refusal = match net.adam_limit() {
+        Ok(_) => quote!(::core::option::Option::None),
+        Err(why) => quote!(::core::option::Option::Some(#why)),
+    };
 
     // The nodes whose variance Σ(x,x) the point pass computes (all but a conv front's),
     // checked in order by `non_finite_node` to name where an overflow starts.
@@ -115,6 +119,9 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 }
                 fn has_adam_limit(&self) -> bool {
                     #has_adam
+                }
+                fn adam_limit_refusal(&self) -> ::core::option::Option<&'static str> {
+                    #refusal
                 }
                 #[inline(always)]
                 fn point(&self, sq_norm: f64) -> Point<f64> {

@@ -151,6 +151,34 @@ impl Node {
     }
 }
 
+/// The backward signal g = ∂f/∂z of a node in the Adam-like limit, given the forward pass
+/// (docs/math.md §8): g = G0 + φ'_m(u_m)·G1, with G0 and G1 Gaussian of deterministic
+/// covariances and u_m the input of activation m. Contributions of several readers add
+/// (the paths part through fresh weights, so the cross terms vanish).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backward {
+    /// Whether G0 is present: a path back from a dense layer or the readout through
+    /// layer_norm, sums and concatenations only.
+    pub direct: bool,
+    /// The activation m whose derivative gates G1, when present.
+    pub gated: Option<NodeId>,
+}
+
+impl Backward {
+    /// Adds a reader's contribution.
+    fn merge(&mut self, other: Backward) -> Result<(), &'static str> {
+        self.direct |= other.direct;
+        match (self.gated, other.gated) {
+            (Some(a), Some(b)) if a != b => Err("a signal whose gradient passes two different activations without a dense layer between has no closed-form backward sign kernel (docs/math.md §8)"),
+            (None, g) => {
+                self.gated = g;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The final dense layer; `outputs: None` is the implied readout (as many outputs as the
 /// targets have columns).
 #[derive(Clone, Debug, PartialEq)]
@@ -179,34 +207,88 @@ pub struct Network {
 }
 
 impl Network {
-    /// Whether the Adam-like limit is derived for every node (docs/math.md §8): chains of
-    /// dense layers, activations and layer_norm. `Err` says what is missing.
-    pub fn adam_limit(&self) -> Result<(), &'static str> {
-        let mut readers = vec![0usize; self.nodes.len()];
-        for n in &self.nodes {
-            for i in n.inputs() {
-                readers[i] += 1;
-            }
-        }
-        readers[self.readout.input] += 1;
+    /// The Adam-like limit's plan (docs/math.md §8): for every node, the form of its
+    /// backward signal, or why the limit is not built for this declaration.
+    ///
+    /// Built: dense layers, activations of Gaussian nodes, layer_norm, residual sums and
+    /// concatenations, with these limits: the sign kernel S of a dense layer's input needs
+    /// that input to be the network's input, an activation's output, a Gaussian node, or a
+    /// concatenation of such (a residual stream that is a post-activation signal plus a
+    /// block is not Gaussian: its S is a 2-D integral); a dense output read both by an
+    /// activation and by a skip connection needs a piecewise-linear activation there (four
+    /// orthants; a smooth φ needs a 2-D integral); an activation may not read a
+    /// concatenation (its units follow their branches' kernels, not the average).
+    pub fn adam_limit(&self) -> Result<Vec<Backward>, &'static str> {
         if self.spatial.is_some() {
             return Err("a convolution has no closed-form sign kernel: the sign of a sum over positions of products does not factorise (docs/math.md §9)");
         }
-        for (i, n) in self.nodes.iter().enumerate() {
-            match n {
-                Node::Sum { .. } => {
-                    return Err("a residual sum has no verified sign-kernel rule yet")
+        let mut back = vec![Backward::default(); self.nodes.len()];
+        back[self.readout.input].direct = true;
+        for m in (1..self.nodes.len()).rev() {
+            let here = back[m];
+            match &self.nodes[m] {
+                Node::Dense { input, .. } => back[*input].direct = true,
+                Node::Activation { input, .. } => {
+                    if matches!(self.nodes[*input], Node::Concat { .. }) {
+                        return Err("an activation of a concatenation: each unit follows its own branch's kernel, so the backward sign kernel needs the branches, not the averaged kernel (docs/math.md §8)");
+                    }
+                    if here.gated.is_some() {
+                        return Err("an activation whose output's gradient already passes another activation without a dense layer between has no closed-form backward sign kernel (docs/math.md §8)");
+                    }
+                    back[*input].merge(Backward {
+                        direct: false,
+                        gated: Some(m),
+                    })?;
                 }
-                Node::Concat { .. } => {
-                    return Err("a concatenation has no verified sign-kernel rule yet")
+                Node::LayerNorm { input } => back[*input].merge(here)?,
+                Node::Sum { inputs } | Node::Concat { inputs } => {
+                    for &i in inputs {
+                        back[i].merge(here)?;
+                    }
                 }
-                _ if readers[i] > 1 => {
-                    return Err("a fan-out has no verified sign-kernel rule yet")
-                }
-                _ => {}
+                Node::Input
+                | Node::Conv { .. }
+                | Node::GlobalAvgPool { .. }
+                | Node::Flatten { .. } => {}
             }
         }
-        Ok(())
+        let mut sign_inputs = vec![self.readout.input];
+        for (d, node) in self.nodes.iter().enumerate() {
+            let Node::Dense { input, .. } = node else {
+                continue;
+            };
+            sign_inputs.push(*input);
+            if let (true, Some(m)) = (back[d].direct, back[d].gated) {
+                if self.slopes(m).is_none() {
+                    return Err("a dense output read both by a smooth activation and by a skip connection: its backward sign kernel is a 2-D integral with no closed form (docs/math.md §8); a piecewise-linear activation (relu, leaky_relu, abs, identity) has one");
+                }
+            }
+        }
+        for n in sign_inputs {
+            self.sign_kernel_exists(n)?;
+        }
+        Ok(back)
+    }
+
+    /// Whether S(x,x') = E[z(x) sign z(x')] of node `n` has a closed form here.
+    fn sign_kernel_exists(&self, n: NodeId) -> Result<(), &'static str> {
+        match &self.nodes[n] {
+            Node::Input | Node::Activation { .. } => Ok(()),
+            Node::Concat { inputs } => inputs.iter().try_for_each(|&i| self.sign_kernel_exists(i)),
+            _ if self.gaussian(n) => Ok(()),
+            _ => Err("a dense layer reads a residual stream that is not Gaussian (a post-activation signal plus a block): its sign kernel is a 2-D integral with no closed form (docs/math.md §8)"),
+        }
+    }
+
+    /// The slopes of activation node `m` when its rule is piecewise linear.
+    pub fn slopes(&self, m: NodeId) -> Option<(f64, f64)> {
+        match &self.nodes[m] {
+            Node::Activation {
+                rule: rule @ Rule::Registry { params, .. },
+                ..
+            } => rule.entry().and_then(|e| (e.slopes)(params)),
+            _ => None,
+        }
     }
 
     /// The nodes that read node `id` (the readout is not a node).

@@ -55,9 +55,12 @@ pub fn node(w: &mut Walk, n: NodeId, input: NodeId, rule: &Rule) -> PairVars {
     let prev = w.vars[input].clone();
     let act = format_ident!("act{}", n);
     let (cov, par) = (&prev.cov, &prev.parallel);
-    w.pair.push(
-        quote!(let #act = #rt::dual::Dual::pair(&#value, &x.#field, &t.#field, #cov, #par, want);),
-    );
+    // E[φφ] is the next node's Σ: every kernel downstream needs it, whatever `want` asks.
+    w.pair.push(quote!(
+        let #act = #rt::dual::Dual::pair(
+            &#value, &x.#field, &t.#field, #cov, #par, #rt::Want { nngp: true, ..want },
+        );
+    ));
     PairVars {
         cov: quote!(#act.phi),
         ntk: prev.ntk.map(|t| quote!(#act.dphi * #t)),

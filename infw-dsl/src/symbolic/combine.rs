@@ -7,7 +7,7 @@
 //! Exact parallelism survives when every input is parallel with the same sign and equal
 //! variances on both sides (then each input is the same multiple, 1).
 use super::{q, Factor, PairVars, Walk};
-use crate::ir::{NodeId, Value};
+use crate::ir::{Network, NodeId, Value};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
@@ -19,15 +19,20 @@ pub fn sum(w: &mut Walk, n: NodeId, inputs: &[NodeId]) -> PairVars {
 
 /// Concat node `n`: the kernels averaged with weights proportional to branch widths.
 pub fn concat(w: &mut Walk, n: NodeId, inputs: &[NodeId]) -> PairVars {
+    let weights = concat_weights(w.net, inputs);
+    weighted(w, n, inputs, &weights)
+}
+
+/// The branches' width shares n_k/n of a concat reading `inputs`.
+pub fn concat_weights(net: &Network, inputs: &[NodeId]) -> Vec<Factor> {
     let widths: Vec<&Value<usize>> = inputs
         .iter()
         .map(|&i| {
-            w.net
-                .width(i)
+            net.width(i)
                 .expect("lowering checked every branch has a width")
         })
         .collect();
-    let weights: Vec<Factor> = match widths
+    match widths
         .iter()
         .map(|v| v.literal())
         .collect::<Option<Vec<usize>>>()
@@ -45,8 +50,7 @@ pub fn concat(w: &mut Walk, n: NodeId, inputs: &[NodeId]) -> PairVars {
                 .map(|t| Factor::Tokens(quote!((#t as f64 / #total))))
                 .collect()
         }
-    };
-    weighted(w, n, inputs, &weights)
+    }
 }
 
 fn usize_tokens(v: &Value<usize>) -> TokenStream {

@@ -11,7 +11,7 @@
 //!           S of a Gaussian node = √(2/π) Σ(x,x')/√Σ(x',x'); of an activation, its S.
 //! ```
 use super::{factor, lit, q, square, PairVars, Walk};
-use crate::ir::{Node, NodeId, Value};
+use crate::ir::{Backward, Node, NodeId, Value};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
@@ -81,7 +81,8 @@ pub fn readout(w: &Walk) -> (TokenStream, TokenStream) {
     (nngp, ntk)
 }
 
-/// S(x, x') = E[z(x) sign z(x')] of node `n`'s output, as a pair expression.
+/// S(x, x') = E[z(x) sign z(x')] of node `n`'s output, as a pair expression
+/// (`Network::adam_limit` checked that it has a closed form).
 fn sign_kernel(w: &mut Walk, n: NodeId) -> TokenStream {
     match &w.net.nodes[n] {
         Node::Input => quote!(input.sign_dot),
@@ -89,11 +90,23 @@ fn sign_kernel(w: &mut Walk, n: NodeId) -> TokenStream {
             let act = format_ident!("act{}", n);
             quote!(#act.sign)
         }
+        // Each unit is one branch's: the average of the branches' S, by width.
+        Node::Concat { inputs } => {
+            let weights = super::combine::concat_weights(w.net, inputs);
+            let terms: Vec<TokenStream> = inputs
+                .iter()
+                .zip(&weights)
+                .map(|(&i, k)| {
+                    let s = sign_kernel(w, i);
+                    k.times(quote!((#s)))
+                })
+                .collect();
+            quote!((#(#terms)+*))
+        }
         // A Gaussian node: √(2/π) Σ(x,x')/√Σ(x',x').
         Node::Dense { .. }
         | Node::LayerNorm { .. }
         | Node::Sum { .. }
-        | Node::Concat { .. }
         | Node::Conv { .. }
         | Node::GlobalAvgPool { .. }
         | Node::Flatten { .. } => {
@@ -108,68 +121,127 @@ fn sign_kernel(w: &mut Walk, n: NodeId) -> TokenStream {
     }
 }
 
-/// R's expression and H's statements (docs/math.md §4, §8), for graphs whose every node
-/// has exactly one reader (checked by `Network::adam_limit`).
-pub fn adam_limit(w: &mut Walk) -> (TokenStream, Vec<TokenStream>) {
+/// A sum of terms, `None` when empty.
+fn sum_of(terms: Vec<TokenStream>) -> Option<TokenStream> {
+    (!terms.is_empty()).then(|| quote!((#(#terms)+*)))
+}
+
+/// R's expression and H's statements (docs/math.md §4, §8) for the plan `back` of
+/// `Network::adam_limit`.
+///
+/// Every node n's backward signal is g = G0 + φ'_m(u_m)·G1 given the forward pass; its
+/// covariances live in locals named by node: point `bd{n}`, pair `pd{n}` for G0 and
+/// `bg{n}`, `pg{n}` for G1. They are summed over the node's readers, from the readout down:
+/// the readout and a dense reader m add σw² Π̄_m to G0 (Π̄ = P0 + E[φ'φ'] P1, the
+/// covariance averaged over the gate); an activation reader m moves m's G0 into G1;
+/// layer_norm scales by 1/√(Σ(x,x)Σ(x',x')), a concatenation by the branch's width share.
+pub fn adam_limit(w: &mut Walk, back: &[Backward]) -> (TokenStream, Vec<TokenStream>) {
     let net = w.net;
     let r = &net.readout;
     let readout_part = {
         let s = sign_kernel(w, r.input);
         factor(&r.b_std).plus(factor(&r.w_std).times(s))
     };
-    // The reader of every node (a chain: at most one), `None` for the readout's input.
-    let reader = |n: NodeId| -> Option<NodeId> {
-        (n + 1..net.nodes.len()).find(|&m| net.nodes[m].inputs().contains(&n))
+    let names = |n: NodeId| {
+        (
+            format_ident!("bd{}", n),
+            format_ident!("pd{}", n),
+            format_ident!("bg{}", n),
+            format_ident!("pg{}", n),
+        )
     };
-    // Backward covariances from the readout down: point `bp{n}` (f64, unscaled) and pair
-    // `sp{n}` = √(2/π)·P(x,x').
+    // Π̄ of node m (point, pair): what a dense layer reading into m passes back.
+    let averaged = |m: NodeId| -> (TokenStream, TokenStream) {
+        let (bd, pd, bg, pg) = names(m);
+        let mut point = Vec::new();
+        let mut pair = Vec::new();
+        if back[m].direct {
+            point.push(quote!(#bd));
+            pair.push(quote!(#pd));
+        }
+        if let Some(g) = back[m].gated {
+            let (diag, act) = (format_ident!("diag{}", g), format_ident!("act{}", g));
+            point.push(quote!(#diag.dphi * #bg));
+            pair.push(quote!(#act.dphi * #pg));
+        }
+        (
+            sum_of(point).expect("a dense layer's output reaches the readout"),
+            sum_of(pair).expect("a dense layer's output reaches the readout"),
+        )
+    };
     let mut stmts = Vec::new();
     let wr2 = square(&r.w_std);
-    for n in (0..net.nodes.len()).rev() {
-        if !on_path(net, n) {
-            continue;
-        }
-        let (bp, sp) = (format_ident!("bp{}", n), format_ident!("sp{}", n));
-        let (point, pair) = match reader(n) {
-            None => match &wr2 {
-                super::Factor::Const(c) => (lit(*c), lit(c * SQRT_2_OVER_PI)),
-                super::Factor::Tokens(t) => {
-                    let k = lit(SQRT_2_OVER_PI);
-                    (quote!(#t), quote!(#t * #k))
+    for n in (1..net.nodes.len()).rev() {
+        let mut contributions: [(Vec<TokenStream>, Vec<TokenStream>); 2] = Default::default();
+        if n == r.input {
+            let (point, pair) = match &wr2 {
+                super::Factor::Const(c) => {
+                    let c = lit(*c);
+                    (quote!(#c), quote!(T::splat(#c)))
                 }
-            },
-            Some(m) => {
-                let (bpm, spm) = (format_ident!("bp{}", m), format_ident!("sp{}", m));
-                match &net.nodes[m] {
+                super::Factor::Tokens(t) => (quote!(#t), quote!(T::splat(#t))),
+            };
+            contributions[0].0.push(point);
+            contributions[0].1.push(pair);
+        }
+        for (m, node) in net.nodes.iter().enumerate().skip(n + 1) {
+            let (bd, pd, bg, pg) = names(m);
+            for (position, _) in node.inputs().iter().enumerate().filter(|(_, &i)| i == n) {
+                match node {
                     Node::Dense { w_std, .. } => {
                         let w2 = square(w_std);
-                        (w2.times(quote!(#bpm)), w2.times(quote!(#spm)))
+                        let (point, pair) = averaged(m);
+                        contributions[0].0.push(w2.times(point));
+                        contributions[0].1.push(w2.times(pair));
                     }
                     Node::Activation { .. } => {
-                        let (diag, act) = (format_ident!("diag{}", m), format_ident!("act{}", m));
-                        (quote!(#diag.dphi * #bpm), quote!(#act.dphi * #spm))
+                        contributions[1].0.push(quote!(#bd));
+                        contributions[1].1.push(quote!(#pd));
                     }
-                    Node::LayerNorm { .. } => {
-                        let ln = format_ident!("ln{}", m);
-                        (quote!(#bpm * #ln * #ln), quote!(#spm * x.#ln * t.#ln))
+                    Node::LayerNorm { .. } | Node::Sum { .. } | Node::Concat { .. } => {
+                        let (point_scale, pair_scale) = match node {
+                            Node::LayerNorm { .. } => {
+                                let ln = format_ident!("ln{}", m);
+                                (quote!(* #ln * #ln), quote!(* x.#ln * t.#ln))
+                            }
+                            Node::Concat { inputs } => {
+                                let k = &super::combine::concat_weights(net, inputs)[position];
+                                let k = k.times(quote!(1.0));
+                                (quote!(* #k), quote!(* #k))
+                            }
+                            _ => (quote!(), quote!()),
+                        };
+                        if back[m].direct {
+                            contributions[0].0.push(quote!(#bd #point_scale));
+                            contributions[0].1.push(quote!(#pd #pair_scale));
+                        }
+                        if back[m].gated.is_some() {
+                            contributions[1].0.push(quote!(#bg #point_scale));
+                            contributions[1].1.push(quote!(#pg #pair_scale));
+                        }
                     }
                     Node::Input
-                    | Node::Sum { .. }
-                    | Node::Concat { .. }
                     | Node::Conv { .. }
                     | Node::GlobalAvgPool { .. }
                     | Node::Flatten { .. } => {
-                        unreachable!(
-                            "adam_limit() admits chains of dense, activation and layer_norm only"
-                        )
+                        unreachable!("adam_limit() refuses convolutional networks")
                     }
                 }
             }
-        };
-        w.point.push(quote!(let #bp = #point;));
-        stmts.push(quote!(let #sp = #pair;));
+        }
+        let (bd, pd, bg, pg) = names(n);
+        let [(direct_point, direct_pair), (gated_point, gated_pair)] = contributions;
+        if let (Some(point), Some(pair)) = (sum_of(direct_point), sum_of(direct_pair)) {
+            w.point.push(quote!(let #bd = #point;));
+            stmts.push(quote!(let #pd = #pair;));
+        }
+        if let (Some(point), Some(pair)) = (sum_of(gated_point), sum_of(gated_pair)) {
+            w.point.push(quote!(let #bg = #point;));
+            stmts.push(quote!(let #pg = #pair;));
+        }
     }
     let rt = w.rt.clone();
+    let k = lit(SQRT_2_OVER_PI);
     let mut terms = Vec::new();
     for n in (0..net.nodes.len()).rev() {
         let Node::Dense {
@@ -185,24 +257,35 @@ pub fn adam_limit(w: &mut Walk) -> (TokenStream, Vec<TokenStream>) {
             let s = sign_kernel(w, *input);
             factor(b_std).plus(factor(w_std).times(s))
         };
-        // B of the dense output: the Gaussian backward factor lives at the activation
-        // that reads it, if one does.
-        let (gauss, dsign) = match reader(n) {
-            Some(m) if matches!(net.nodes[m], Node::Activation { .. }) => {
-                let act = format_ident!("act{}", m);
-                (m, Some(quote!(#act.dsign)))
+        let (bd, pd, bg, pg) = names(n);
+        let (ib, ig) = (format_ident!("ib{}", n), format_ident!("ig{}", n));
+        // B of the dense output: √(2/π) E_fwd[Cov(g, g' | fwd) / √Var(g' | fwd)].
+        let b = match (back[n].direct, back[n].gated) {
+            (true, None) => {
+                w.field(ib.clone(), None, quote!(#rt::dual::inv_sqrt_or_zero(#bd)));
+                quote!(#pd * t.#ib * #k)
             }
-            _ => (n, None),
-        };
-        let (bp, sp, ip) = (
-            format_ident!("bp{}", gauss),
-            format_ident!("sp{}", gauss),
-            format_ident!("ip{}", gauss),
-        );
-        w.field(ip.clone(), None, quote!(#rt::dual::inv_sqrt_or_zero(#bp)));
-        let b = match dsign {
-            Some(d) => quote!(t.#ip * #sp * #d),
-            None => quote!(t.#ip * #sp),
+            (false, Some(m)) => {
+                w.field(ig.clone(), None, quote!(#rt::dual::inv_sqrt_or_zero(#bg)));
+                let act = format_ident!("act{}", m);
+                quote!(#act.dsign * #pg * t.#ig * #k)
+            }
+            (true, Some(m)) => {
+                w.field(bd.clone(), None, quote!(#bd));
+                w.field(bg.clone(), None, quote!(#bg));
+                let (pos, neg) = net.slopes(m).expect("adam_limit() checked the slopes");
+                let (pos, neg) = (lit(pos), lit(neg));
+                let Node::Activation { input: u, .. } = &net.nodes[m] else {
+                    unreachable!("a gate is an activation")
+                };
+                let (cov, par) = (&w.vars[*u].cov, &w.vars[*u].parallel);
+                let a = format_ident!("a{}", m);
+                quote!(#rt::dual::rules::piecewise_linear::mixed_backward_sign(
+                    #rt::dual::rules::PiecewiseLinear { pos: #pos, neg: #neg },
+                    &x.#a, &t.#a, #cov, #par, [#pd, #pg], [t.#bd, t.#bg],
+                ) * #k)
+            }
+            (false, None) => unreachable!("a dense layer's output reaches the readout"),
         };
         terms.push(quote!((#forward) * (#b)));
     }
@@ -212,9 +295,4 @@ pub fn adam_limit(w: &mut Walk) -> (TokenStream, Vec<TokenStream>) {
         stmts.push(quote!(let hidden = #(#terms)+*;));
     }
     (readout_part, stmts)
-}
-
-/// Whether node `n` lies on the path the backward signal takes (everything but the input).
-fn on_path(_net: &crate::ir::Network, n: NodeId) -> bool {
-    n > 0
 }

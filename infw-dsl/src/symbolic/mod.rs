@@ -218,8 +218,18 @@ pub fn derive(net: &Network, rt: &TokenStream) -> Derivation {
         w.vars.push(vars);
     }
     let (nngp, ntk) = dense::readout(&w);
-    let adam = net.adam_limit().ok().map(|()| dense::adam_limit(&mut w));
-    let reads_input = |n: NodeId| n == 0;
+    let adam = net
+        .adam_limit()
+        .ok()
+        .map(|back| dense::adam_limit(&mut w, &back));
+    fn reads_input(net: &Network, n: NodeId) -> bool {
+        match &net.nodes[n] {
+            Node::Input => true,
+            Node::Concat { inputs } => inputs.iter().any(|&i| reads_input(net, i)),
+            _ => false,
+        }
+    }
+    let reads_input = |n: NodeId| reads_input(net, n);
     let sign_dot = (
         reads_input(net.readout.input),
         net.nodes

@@ -170,6 +170,58 @@ impl Dual for PiecewiseLinear {
     }
 }
 
+/// The Gaussian part of the backward sign kernel B of a signal g = G0 + φ'(u)·G1 whose two
+/// parts are Gaussian given the forward pass with covariances P0 and P1 (a skip connection
+/// beside this activation, u its input; docs/math.md §8), without the factor √(2/π):
+///
+/// ```text
+/// E[ (P0(x,x') + φ'(u)φ'(v) P1(x,x')) / √(P0(x',x') + φ'(v)² P1(x',x')) ]
+///   = Σ_{σ,σ' = ±} p_σσ' (P0 + s_σ s_σ' P1) / √(P0' + s_σ'² P1'),
+/// p₊₊ = p₋₋ = (π−θ)/(2π),  p₊₋ = p₋₊ = θ/(2π),   s₊ = pos, s₋ = neg,
+/// ```
+/// with (u, v) the activation's input pair at `a`, `b`, `c`. A zero variance fixes the slope
+/// of that side to φ'(0); a zero denominator gives 0 (as B does, docs/math.md §4).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn mixed_backward_sign<T: Real>(
+    slopes: PiecewiseLinear,
+    a: &Var<T>,
+    b: &Var<T>,
+    c: T,
+    parallel: Parallel,
+    [p0, p1]: [T; 2],
+    [p0_b, p1_b]: [T; 2],
+) -> T {
+    let ang = Angle::new(*a, *b, c, parallel);
+    let p_same = (-ang.theta + PI) * (0.5 / PI);
+    let p_diff = ang.theta * (0.5 / PI);
+    let d0 = T::splat(slopes.derivative(0.0));
+    let (pos, neg) = (T::splat(slopes.pos), T::splat(slopes.neg));
+    // The slopes each side takes: φ'(0) when that side's variance is 0 (then ρ = 0 and the
+    // four probabilities are ¼, which averages the other side correctly).
+    let (u_pos, u_neg) = (
+        T::select(a.var.gt(0.0), pos, d0),
+        T::select(a.var.gt(0.0), neg, d0),
+    );
+    let (v_pos, v_neg) = (
+        T::select(b.var.gt(0.0), pos, d0),
+        T::select(b.var.gt(0.0), neg, d0),
+    );
+    let inv = |den: T| {
+        let zero = T::splat(0.0);
+        T::select(
+            den.gt(0.0),
+            T::splat(1.0) / den.max_f(f64::MIN_POSITIVE).sqrt(),
+            zero,
+        )
+    };
+    let v_up = (p_same * (p0 + u_pos * v_pos * p1) + p_diff * (p0 + u_neg * v_pos * p1))
+        * inv(p0_b + v_pos * v_pos * p1_b);
+    let v_down = (p_diff * (p0 + u_pos * v_neg * p1) + p_same * (p0 + u_neg * v_neg * p1))
+        * inv(p0_b + v_neg * v_neg * p1_b);
+    v_up + v_down
+}
+
 /// The four named members of the family: each a [`Rule`] whose kernels are the core's.
 macro_rules! piecewise_rule {
     ($(#[$doc:meta])* $name:ident, $grammar:literal, $summary:literal, $core:expr) => {
@@ -202,6 +254,9 @@ macro_rules! piecewise_rule {
             const SUMMARY: &'static str = $summary;
             fn from_params(_: &[f64]) -> Self {
                 $name
+            }
+            fn slopes(_: &[f64]) -> Option<(f64, f64)> {
+                Some(($core.pos, $core.neg))
             }
             #[inline(always)]
             fn forward(&self, u: f64) -> f64 {
@@ -287,6 +342,9 @@ impl Rule for LeakyRelu {
     }
     fn params(&self) -> Vec<f64> {
         vec![self.alpha]
+    }
+    fn slopes(params: &[f64]) -> Option<(f64, f64)> {
+        Some((1.0, params[0]))
     }
     #[inline(always)]
     fn forward(&self, u: f64) -> f64 {

@@ -19,6 +19,7 @@ mod model;
 mod network;
 mod optim;
 mod params;
+pub mod sign_check;
 mod train;
 
 #[cfg(test)]

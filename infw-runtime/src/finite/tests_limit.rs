@@ -601,60 +601,13 @@ fn empirical_ntk_of_residual_layer_norm_approaches_the_graph_recursion() {
     }
 }
 
-/// First-order change of one sign-descent step for many seeds of `arch` at one width
-/// factor; returns the per-entry mean and standard error over seeds (eval rows × C).
-#[allow(clippy::too_many_arguments)]
-fn sign_step_statistics(
-    arch: &Architecture,
-    factor: usize,
-    x_b: ArrayView1<f64>,
-    chi: ArrayView1<f64>,
-    x_eval: ArrayView2<f64>,
-    seeds: u64,
-    base: u64,
-) -> (Array2<f64>, Array2<f64>) {
-    let d0 = x_b.len();
-    let c = chi.len();
-    let samples: Vec<Array2<f64>> = (0..seeds)
-        .into_par_iter()
-        .map(|seed| {
-            let net = FiniteNetwork::with_width_factor(
-                arch,
-                factor,
-                d0,
-                c,
-                Parameterization::Ntk,
-                7919 * seed + base,
-            )
-            .unwrap();
-            net.sign_step_first_order_change(x_b, chi, x_eval, 1.0)
-                .unwrap()
-        })
-        .collect();
-    let s = seeds as f64;
-    let mean = samples
-        .iter()
-        .fold(Array2::zeros(samples[0].raw_dim()), |acc, m| acc + m)
-        / s;
-    let var = samples
-        .iter()
-        .fold(Array2::zeros(mean.raw_dim()), |acc, m| {
-            acc + (m - &mean).mapv(|v| v * v)
-        })
-        / (s - 1.0);
-    (mean, var.mapv(|v: f64| (v / s).sqrt()))
-}
-
-/// One sign step against its limit for every width factor of `arch`, generic over the
-/// architecture (a test can loop over node kinds once their limits exist): prints the
-/// table, and checks every entry within 3 standard errors of `limit` at the largest width
-/// and a mean absolute error that shrinks with width (fluctuations are O(1/√width), the
-/// bias O(1/width)). Returns the mean absolute errors and the last z-scores.
+/// One sign step against its limit for every width factor of `arch` (the library's
+/// `sign_check`, generic over the architecture): prints the table and asserts the criteria
+/// of `SignStepReport::converges` with 3 standard errors.
 #[allow(clippy::too_many_arguments)]
 fn check_sign_step_convergence(
     what: &str,
     arch: &Architecture,
-    base_width: usize,
     factors: &[usize],
     x_b: ArrayView1<f64>,
     chi: ArrayView1<f64>,
@@ -662,36 +615,14 @@ fn check_sign_step_convergence(
     limit: &Array2<f64>,
     seeds: u64,
     base: u64,
-) -> (Vec<f64>, Array2<f64>) {
-    eprintln!("{what}: χ = {chi}; limit Δf (eval rows × outputs) =\n{limit:.4}");
-    eprintln!("  width  mean|err|  max|err|/SE  mean|err|/SE");
-    let mut maes = Vec::new();
-    let mut last_z = Array2::zeros(limit.raw_dim());
-    for &f in factors {
-        let (mean, se) = sign_step_statistics(arch, f, x_b, chi, x_eval, seeds, base);
-        let err = &mean - limit;
-        let z = &err / &se;
-        let mae = err.mapv(f64::abs).mean().unwrap();
-        let zmax = z.mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v));
-        let zmean = z.mapv(f64::abs).mean().unwrap();
-        eprintln!(
-            "  {:>5}  {mae:.5}    {zmax:.2}         {zmean:.2}",
-            base_width * f
-        );
-        maes.push(mae);
-        last_z = z;
+) {
+    let report =
+        sign_check::sign_step_convergence(arch, factors, x_b, chi, x_eval, limit, seeds, base)
+            .unwrap();
+    eprintln!("{what}: χ = {chi}\n{report}");
+    if let Err(e) = report.converges(3.0) {
+        panic!("{what}: {e}");
     }
-    let widest = base_width * factors[factors.len() - 1];
-    eprintln!("  errors in standard errors at width {widest}:\n{last_z:.2}");
-    assert!(
-        last_z.iter().all(|z| z.abs() < 3.0),
-        "{what}: entries beyond 3 standard errors at width {widest}: {last_z:.2}"
-    );
-    assert!(
-        maes.windows(2).all(|w| w[1] < w[0]),
-        "{what}: mean absolute error does not shrink with width: {maes:?}"
-    );
-    (maes, last_z)
 }
 
 /// Network seeds of test 5 are `7919 s + SEED_BASE`, s = 0..seeds. A first run used
@@ -730,7 +661,6 @@ fn sign_step_converges_to_the_adam_limit() {
         check_sign_step_convergence(
             name,
             &a,
-            256,
             &[1, 4, 16],
             x2.row(0),
             chi.view(),

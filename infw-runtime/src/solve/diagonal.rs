@@ -35,9 +35,12 @@ pub fn kernel_diagonals<K: PairProgram>(
 ) -> Result<KernelDiagonals> {
     crate::validate::check_matrix("inputs", x)?;
     if (want.readout || want.hidden) && !program.has_adam_limit() {
-        return Err(Error::Architecture(
-            "this declaration has no Adam-like limit (R, H): residual sums, concatenations and fan-outs have no verified sign-kernel rule yet".into(),
-        ));
+        return Err(Error::Architecture(format!(
+            "this declaration has no Adam-like limit (R, H): {}",
+            program
+                .adam_limit_refusal()
+                .unwrap_or("it is not built for this program")
+        )));
     }
     let inv_d = 1.0 / x.ncols() as f64;
     let signs = program.needs_sign_dot(want);

@@ -62,6 +62,9 @@ impl<S: SpatialProgram> KernelProgram for Convolutional<S> {
     fn has_adam_limit(&self) -> bool {
         false
     }
+    fn adam_limit_refusal(&self) -> Option<&'static str> {
+        Some("a convolution has no closed-form sign kernel: the sign of a sum over positions of products does not factorise (docs/math.md §9)")
+    }
     fn gram(
         &self,
         x: ArrayView2<f64>,
