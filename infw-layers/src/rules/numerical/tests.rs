@@ -712,3 +712,32 @@ fn series_lanes_mix_series_and_fallback() {
         assert!((one.phi - exact.phi).abs() < 1e-11 && (one.dphi - exact.dphi).abs() < 1e-11);
     }
 }
+
+#[test]
+#[ignore = "timing, run with --ignored --nocapture"]
+fn series_pair_cost() {
+    // Per-pair time of the series pass for tanh in lanes (a, b in [0.3, 1.2], |ρ| ≤ 0.5).
+    let pts: Vec<NumPoint> = (0..64)
+        .map(|i| Tanh.point(0.3 + 0.9 * i as f64 / 63.0).1)
+        .collect();
+    let lanes: Vec<NumPoint<F64x4>> = pts
+        .chunks(4)
+        .map(|p| Tanh::gather([&p[0], &p[1], &p[2], &p[3]]))
+        .collect();
+    let mut acc = 0.0;
+    let n = 200_000;
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        let a = Tanh::splat(&pts[i % 64]);
+        let b = &lanes[(i / 7) % 16];
+        let r = -0.5 + ((i * 37) % 101) as f64 / 100.0;
+        let c = F64x4::splat(r * 0.5);
+        let k = Tanh.pair(&a, b, c, Parallel::Unknown, Want::NNGP_NTK);
+        acc += k.phi.0[0] + k.dphi.0[3];
+    }
+    let per = t.elapsed().as_secs_f64() / (4 * n) as f64;
+    eprintln!(
+        "tanh series NNGP_NTK: {:.1} ns per pair (checksum {acc:.3})",
+        per * 1e9
+    );
+}
