@@ -25,9 +25,15 @@
 //! (ρ = 0 or a zero variance) factorises into two one-dimensional expectations.
 //!
 //! Accuracy: ≤ 1e-10 of E|integrand| by construction (tolerances below); measured ≤ 5e-13
-//! against every closed form and reference value in the tests. Cost (tanh, all four kernels):
-//! ~40 µs per pair on the fast path, ~1 ms on the adaptive one. A per-point fast path
-//! (series coefficients) can keep its data in [`NumPoint`].
+//! against every closed form and reference value in the tests. E[φφ] and E[φ'φ'] of smooth φ
+//! (NNGP, NTK) first try a per-point Hermite series (Mehler's formula, see "The per-point
+//! series" below): each pair checks a Cauchy–Schwarz bound on the truncation (≤ 1e-11 of
+//! √(E[φ(u)²]E[φ(v)²])) and otherwise takes the quadrature; measured ≤ 8.5e-12 of that scale
+//! against the adaptive oracle (tanh, softplus, silu, sigmoid; a, b in 0 … 30, |ρ| ≤ 1 − 1e-6;
+//! 5458 of 6800 grid pairs on the series). Cost (tanh): ~34 ns per pair in lanes on the
+//! series (NNGP + NTK); ~20–40 µs per pair on the trapezoidal fast path, ~1 ms on the
+//! adaptive one. Measured once (2-core Xeon VM, `cargo bench --bench gram -- activations`,
+//! N = 4000, d = 64): tanh ×3 2.26 s against relu ×3 0.37 s, 6×: not yet within 3×.
 
 // `!(x > tol)` is written on purpose: a NaN error estimate must stop the loop, not run on.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
