@@ -9,8 +9,9 @@ use std::path::PathBuf;
 pub const DEFAULT_DATASETS: [&str; 4] = ["digits", "mnist1d", "wine", "breast_cancer"];
 
 const ABOUT: &str = "\
-paper: the experiment infw exists for (docs/math.md §1, §7). One architecture
-(relu, 2 hidden layers of 512, σw = √2, σb = 0.1), its two infinite-width limits
+paper: the experiment infw exists for (docs/math.md §1, §7). Two dense declarations
+(mlp: relu, 2 hidden layers of 512; resnet: dense, a residual block dense-gelu-dense,
+layer_norm, relu; σw = √2, σb = 0.1; `--arch` picks), their two infinite-width limits
 (NTK-SGD, Adam-like), the finite network trained with SGD and Adam, its linearization,
 the standard-parameterization network, kernel regression, and the exact finite
 counterparts of both limits at widths 512 and 2048, on the same data; then the
@@ -35,6 +36,10 @@ struct Args {
     /// (header label,f0,..; column 0 = class 0..C-1) (repeatable; replaces the default list)
     #[arg(long = "data", value_name = "DIR", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     dirs: Vec<String>,
+    /// The dense declaration(s): `mlp` (dense relu ×2) and/or `resnet` (dense, a residual
+    /// block dense-gelu-dense, layer_norm, relu) (repeatable; default: both)
+    #[arg(long = "arch", value_name = "NAME", value_parser = ["mlp", "resnet"])]
+    archs: Vec<String>,
     /// Skip the convolutional rows (about 30 of the default run's 40 min)
     #[arg(long)]
     no_cnn: bool,
@@ -46,6 +51,15 @@ struct Args {
 /// The help text.
 pub fn help() -> String {
     Args::command().render_long_help().to_string()
+}
+
+/// A dense declaration of the experiment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Declaration {
+    /// `dense(512) relu dense(512) relu` (w_std √2, b_std 0.1).
+    Mlp,
+    /// `dense(512) residual(dense(512) gelu dense(512)) layer_norm relu` (same stds).
+    Resnet,
 }
 
 /// Where one dataset comes from.
@@ -61,6 +75,8 @@ pub struct Options {
     pub quick: bool,
     /// Also run the CNN declarations on mnist1d and digits (off with `--no-cnn`).
     pub cnn: bool,
+    /// The dense declarations to run, in the order given.
+    pub archs: Vec<Declaration>,
     pub sources: Vec<Source>,
     pub out: PathBuf,
 }
@@ -126,9 +142,25 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             .map(|n| Source::Embedded(n.to_string()))
             .collect();
     }
+    let mut archs = Vec::new();
+    for a in &args.archs {
+        let d = if a == "mlp" {
+            Declaration::Mlp
+        } else {
+            Declaration::Resnet
+        };
+        if archs.contains(&d) {
+            return Err(format!("`--arch {a}` is given twice"));
+        }
+        archs.push(d);
+    }
+    if archs.is_empty() {
+        archs = vec![Declaration::Mlp, Declaration::Resnet];
+    }
     Ok(Command::Run(Options {
         quick: args.quick,
         cnn: !args.no_cnn,
+        archs,
         sources,
         out: PathBuf::from(args.out),
     }))
@@ -149,6 +181,13 @@ mod tests {
         };
         assert!(o.quick);
         assert!(o.cnn, "the CNN rows are on by default");
+        assert_eq!(o.archs, vec![Declaration::Mlp, Declaration::Resnet]);
+        let Ok(Command::Run(r)) = p(&["--arch", "resnet"]) else {
+            panic!("--arch resnet parses")
+        };
+        assert_eq!(r.archs, vec![Declaration::Resnet]);
+        assert!(p(&["--arch", "resnet", "--arch", "resnet"]).is_err());
+        assert!(p(&["--arch", "vgg"]).is_err());
         let Ok(Command::Run(no_cnn)) = p(&["--no-cnn"]) else {
             panic!()
         };

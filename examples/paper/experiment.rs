@@ -12,7 +12,7 @@ use infw::train::{AdamLimit, NtkSgd};
 use infw::{KernelMatrices, KernelProgram, LimitRule, Loss, Network, TrainingInputs, Want};
 use rayon::prelude::*;
 
-use crate::cli::{Options, Source};
+use crate::cli::{Declaration, Options, Source};
 use crate::models::{
     build, initial_outputs, kernel_regression, sub_kernels, train_finite, train_limit, Arch, Curve,
     Opt, Part, SEED,
@@ -943,6 +943,18 @@ pub fn cnn_dataset(d: &Dataset, quick: bool) -> infw::Result<Dataset> {
     )
 }
 
+/// The same data under another name (its rows stand beside the others in the table).
+fn renamed(d: &Dataset, name: &str) -> Result<Dataset, String> {
+    Dataset::new(
+        name.to_string(),
+        d.x_train.clone(),
+        d.y_train.clone(),
+        d.x_test.clone(),
+        d.y_test.clone(),
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// Loads one dataset (the loader's error for a bad folder).
 pub fn load(source: &Source) -> infw::Result<Dataset> {
     match source {
@@ -971,13 +983,34 @@ pub fn run(opts: &Options) -> Result<Vec<Outcome>, String> {
         dense(512, w_std = 1.4142135623730951, b_std = 0.1) relu
         readout(w_std = 1.4142135623730951, b_std = 0.1)
     };
+    // The second dense declaration, of similar size: a residual block with gelu inside and
+    // layer_norm after; its Adam-like limit is built (docs/math.md §8: the dense outputs
+    // before the sum get the four-orthant B of the final relu).
+    let resnet = infw::network! {
+        dense(512, w_std = 1.4142135623730951, b_std = 0.1)
+        residual(
+            dense(512, w_std = 1.4142135623730951, b_std = 0.1) gelu
+            dense(512, w_std = 1.4142135623730951, b_std = 0.1)
+        )
+        layer_norm relu
+        readout(w_std = 1.4142135623730951, b_std = 0.1)
+    };
     crate::report::preamble(&budget, opts.quick);
     let mut all = Vec::new();
     let mut headers = Vec::new();
     for d in &datasets {
-        let (o, h) = run_dataset(&net, d, &budget).map_err(|e| format!("{}: {e}", d.name))?;
-        all.extend(o);
-        headers.push(h);
+        for arch in &opts.archs {
+            let (o, h) = match arch {
+                Declaration::Mlp => run_dataset(&net, d, &budget),
+                Declaration::Resnet => {
+                    let named = renamed(d, &format!("{} resnet", d.name))?;
+                    run_dataset(&resnet, &named, &budget)
+                }
+            }
+            .map_err(|e| format!("{}: {e}", d.name))?;
+            all.extend(o);
+            headers.push(h);
+        }
     }
     // The convolutional declarations, on the embedded signals and images they fit.
     let sigma = std::f64::consts::SQRT_2;

@@ -1,6 +1,7 @@
 //! The experiment infw exists for (docs/math.md §1, §7): do infinite-width NTKs lose to finite
 //! networks even when the finite networks' feature learning is disabled, and does the
-//! Adam-like limit close that gap? One architecture, every model, the same data.
+//! Adam-like limit close that gap? Two dense declarations (`--arch mlp|resnet`) and two
+//! CNNs, every model, the same data.
 //!
 //! Run: `cargo run --release --example paper` (≤ 20 minutes on 2 cores), `-- --quick`
 //! (≤ 2 minutes), `-- --help` for the options. Writes `results/results.csv`, `results/table.md`,

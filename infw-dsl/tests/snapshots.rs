@@ -36,6 +36,12 @@ snapshot_case!(
 snapshot_case!(erf_one_hidden_declared_outputs, dense(256, w_std = 1.5, b_std = 0.1) erf dense(3, b_std = 0.05));
 snapshot_case!(mixed_leaky_abs_identity, dense(128, w_std = 1.2) leaky_relu(0.1) dense(64, b_std = 0.2) abs dense(32) dense(16) identity);
 snapshot_case!(readout_only, dense(10, w_std = 2.0));
+// The Adam-like limit through a residual block and layer_norm: the dense outputs before the
+// sum take the four-orthant B of the final relu (`mixed_backward_sign`).
+snapshot_case!(
+    residual_adam_limit,
+    dense(64, b_std = 0.1) residual(dense(64) gelu dense(64)) layer_norm relu
+);
 snapshot_case!(
     residual_block,
     dense(256, w_std = 1.5, b_std = 0.1) residual(relu dense(256, w_std = 1.5)) relu
