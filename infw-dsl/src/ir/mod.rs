@@ -311,16 +311,21 @@ impl Network {
         }
     }
 
-    /// Whether a node's output is independent of every earlier node's and centred: it ends
-    /// in fresh weights (a dense, or a layer_norm/sum/concat of such), so adding it to
-    /// another stream adds kernels with no cross terms.
-    pub fn fresh(&self, id: NodeId) -> bool {
+    /// Whether a node's output is centred and uncorrelated with every node up to `since`:
+    /// it ends in weights created after `since` (a dense, or a layer_norm/sum/concat of
+    /// such), so adding it to a stream at `since` adds kernels with no cross terms. Nodes
+    /// are numbered in creation order, so a dense numbered ≤ `since` is not fresh: in
+    /// `dense residual(layer_norm)` the block's output is a function of the stream itself.
+    pub fn fresh(&self, id: NodeId, since: NodeId) -> bool {
         match &self.nodes[id] {
-            Node::Dense { .. } | Node::Conv { .. } => true,
-            Node::GlobalAvgPool { input } | Node::Flatten { input } => self.fresh(*input),
+            Node::Dense { .. } | Node::Conv { .. } => id > since,
+            Node::GlobalAvgPool { input } | Node::Flatten { input } | Node::LayerNorm { input } => {
+                self.fresh(*input, since)
+            }
             Node::Input | Node::Activation { .. } => false,
-            Node::LayerNorm { input } => self.fresh(*input),
-            Node::Sum { inputs } | Node::Concat { inputs } => inputs.iter().all(|&i| self.fresh(i)),
+            Node::Sum { inputs } | Node::Concat { inputs } => {
+                inputs.iter().all(|&i| self.fresh(i, since))
+            }
         }
     }
 
@@ -565,8 +570,8 @@ impl Lowering {
         self.view().gaussian(id)
     }
 
-    fn fresh(&self, id: NodeId) -> bool {
-        self.view().fresh(id)
+    fn fresh(&self, id: NodeId, since: NodeId) -> bool {
+        self.view().fresh(id, since)
     }
 
     /// A read-only network over the nodes so far, for the node predicates.
@@ -777,10 +782,10 @@ impl Lowering {
                     ));
                 }
                 let end = self.sequence(&block.branches[0], input, false);
-                if !self.fresh(end) {
+                if !self.fresh(end, input) {
                     self.errors.push(Error::new(
                         block.name.span(),
-                        "a residual block must end in a dense layer (or a layer_norm of one): its output is then independent of the stream, and the kernels add (docs/math.md §8)",
+                        "a residual block must end in a dense layer of its own (or a layer_norm of one): its output is then independent of the stream, and the kernels add (docs/math.md §8)",
                     ));
                 }
                 self.check_same_width(block, &[input, end]);

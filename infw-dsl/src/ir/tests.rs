@@ -170,6 +170,13 @@ fn errors_name_the_mistake() {
         (quote!(dense(8) residual()), "empty `residual`"),
         (quote!(dense(8) residual), "needs its layers in parentheses"),
         (quote!(dense(8) residual(relu)), "must end in a dense"),
+        // A function of the stream itself, not fresh weights: x + LN(x) and x + (x + Dx)
+        // have cross terms that a sum of kernels would miss.
+        (quote!(dense(8) residual(layer_norm)), "must end in a dense"),
+        (
+            quote!(dense(8) residual(residual(dense(8)))),
+            "must end in a dense",
+        ),
         (
             quote!(dense(8) residual(relu dense(4))),
             "differs from the stream",
