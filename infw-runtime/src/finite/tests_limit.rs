@@ -639,7 +639,7 @@ const SEED_BASE: u64 = 99991;
 
 /// Test 5. docs/math.md §4: one sign-descent step (per-tensor rates of the table, η = 1) on x_b with
 /// loss gradient χ changes f at first order by Δf_c(x) → −η[sign(χ_c) R(x,x_b) +
-/// (χ_c/‖χ‖₂) H(x,x_b)]. Widths 256, 1024, 4096, 40 seeds each; the fixture's R, H are the
+/// (χ_c/‖χ‖₂) H(x,x_b)]. Widths 256, 1024, 4096, 28 seeds each; the fixture's R, H are the
 /// limit; criteria of `check_sign_step_convergence`.
 #[test]
 fn sign_step_converges_to_the_adam_limit() {
@@ -666,7 +666,7 @@ fn sign_step_converges_to_the_adam_limit() {
             chi.view(),
             x1.slice(s![0..3, ..]),
             &limit,
-            40,
+            28,
             SEED_BASE,
         );
     }
