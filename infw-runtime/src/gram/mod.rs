@@ -385,11 +385,16 @@ fn run_with<K: PairProgram>(
                         scratch.dots.row(r)
                     };
                     let sign_dots = sdot_row.as_slice().expect("standard layout");
+                    // The bundle holding the diagonal pair (same set) is left to the
+                    // scalar pass below: its correlation is 1 up to rounding, which a
+                    // numerical rule would first integrate as a general pair (~0.1 ms).
+                    let diagonal = (same_set && i >= j0).then(|| (i - j0) / LANES);
                     let row = Row {
                         x_point: program.splat(&x_points[i]),
                         t_lanes: &t_lanes[j0 / LANES..],
                         dots: &dots[j0..],
                         sign_dots: &sign_dots[j0..],
+                        skip: diagonal,
                     };
                     hot_row(program, &row, want, &mut scratch.out);
                     for (k, o) in band.outs.iter_mut().enumerate() {
@@ -407,9 +412,18 @@ fn run_with<K: PairProgram>(
                     // |ρ| ≥ 1 − 5e-10 ⇔ ρ² ≥ 1 − 1e-9 to first order, in roots so that
                     // large inputs cannot overflow the test.
                     let near = (1.0 - 5e-10) * x_roots[i];
+                    let skipped = diagonal.map_or(0..0, |c| {
+                        let first = j0 + c * LANES;
+                        first..(first + LANES).min(m)
+                    });
                     for (j, &dot) in dots.iter().enumerate().take(m).skip(j0) {
                         let parallel = if same_set && i == j {
                             Parallel::Positive
+                        } else if skipped.contains(&j) {
+                            parallel_rows(
+                                xr.as_slice().expect("standard layout"),
+                                t.row(j).as_slice().expect("standard layout"),
+                            )
                         } else if dot != 0.0 && dot.abs() >= near * t_roots[j] {
                             parallel_rows(
                                 xr.as_slice().expect("standard layout"),
@@ -418,7 +432,7 @@ fn run_with<K: PairProgram>(
                         } else {
                             continue;
                         };
-                        if parallel != Parallel::Unknown {
+                        if parallel != Parallel::Unknown || skipped.contains(&j) {
                             let inputs = PairInputs {
                                 dot,
                                 sign_dot: sign_dots[j],
@@ -533,6 +547,8 @@ struct Row<'a, P, Q> {
     /// Inner products, padded to whole bundles.
     dots: &'a [f64],
     sign_dots: &'a [f64],
+    /// A bundle the hot loop leaves out (computed pair by pair afterwards).
+    skip: Option<usize>,
 }
 
 /// The hot loop over one row, four pairs per step, every pair taken as generic (parallel
@@ -558,6 +574,9 @@ fn hot_row_body<K: PairProgram>(
         &mut o3[..bundles * LANES],
     );
     for (c, t) in row.t_lanes.iter().enumerate() {
+        if row.skip == Some(c) {
+            continue;
+        }
         let lanes = c * LANES..(c + 1) * LANES;
         let inputs = PairInputs {
             dot: F64x4(dots[lanes.clone()].try_into().expect("4 lanes")),
