@@ -515,11 +515,7 @@ fn line_trapezoid(phi: &Fun, dphi: &Fun, sa: f64, beta: f64) -> Option<[f64; 2]>
     if !(phi.smooth && dphi.smooth && scale > 0.0 && scale.is_finite()) {
         return None;
     }
-    let h = (0.27 / scale).min(0.3);
-    let n = (SERIES_RANGE / h).ceil() as usize;
-    if n > SERIES_MAX_NODES {
-        return None;
-    }
+    let (h, n) = series_nodes(scale)?;
     let (mut fine, mut coarse, mut l1) = ([0.0; 2], [0.0; 2], [0.0; 2]);
     for i in -(n as i64)..=(n as i64) {
         let x = i as f64 * h;
@@ -1113,6 +1109,14 @@ const SERIES_RANGE: f64 = 12.5;
 /// Most nodes per side of the coefficient sums (a ≲ 350); beyond, no series.
 const SERIES_MAX_NODES: usize = 1600;
 
+/// The trapezoidal step and nodes per side for φ(σx), x = i·h, |x| ≤ [`SERIES_RANGE`]:
+/// h = min(0.3, 0.27/σ) (error about e^{−36}, above); None beyond [`SERIES_MAX_NODES`].
+fn series_nodes(sigma: f64) -> Option<(f64, usize)> {
+    let h = (0.27 / sigma).min(0.3);
+    let n = (SERIES_RANGE / h).ceil() as usize;
+    (n <= SERIES_MAX_NODES).then_some((h, n))
+}
+
 /// Hermite coefficients of one function at one variance, split by parity, with the
 /// Parseval tail and the norm.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -1155,11 +1159,9 @@ pub fn series(phi: &Fun, dphi: &Fun, a: f64, diag: &DiagDual) -> [Series; 2] {
         }
         return s;
     }
-    let h = (0.27 / sa).min(0.3);
-    let n = (SERIES_RANGE / h).ceil() as usize;
-    if n > SERIES_MAX_NODES {
+    let Some((h, n)) = series_nodes(sa) else {
         return [Series::NONE; 2];
-    }
+    };
     const K: usize = 2 * SERIES_HALF;
     // hₖ₊₁ = (x hₖ − √k hₖ₋₁)/√(k+1)
     let mut sq = [0.0; K];

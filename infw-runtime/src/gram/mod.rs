@@ -419,12 +419,9 @@ fn run_with<K: PairProgram>(
                     for (j, &dot) in dots.iter().enumerate().take(m).skip(j0) {
                         let parallel = if same_set && i == j {
                             Parallel::Positive
-                        } else if skipped.contains(&j) {
-                            parallel_rows(
-                                xr.as_slice().expect("standard layout"),
-                                t.row(j).as_slice().expect("standard layout"),
-                            )
-                        } else if dot != 0.0 && dot.abs() >= near * t_roots[j] {
+                        } else if skipped.contains(&j)
+                            || (dot != 0.0 && dot.abs() >= near * t_roots[j])
+                        {
                             parallel_rows(
                                 xr.as_slice().expect("standard layout"),
                                 t.row(j).as_slice().expect("standard layout"),
