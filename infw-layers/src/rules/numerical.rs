@@ -497,8 +497,7 @@ struct Feature {
 /// E[φ(u)²], E[φ'(u)²] of smooth φ by trapezoidal sums on the series' nodes (x = i·h,
 /// |x| ≤ [`SERIES_RANGE`], h = min(0.3, 0.27/√a): error about e^{−36}, see "The per-point
 /// series"), accepted when the sums on every other node (step 2h, error about e^{−18})
-/// agree to [`TRAP_AGREE`], so that a function that is not analytic there is caught; None
-/// (the Gauss–Hermite / adaptive path) otherwise. Per point this replaces an adaptive
+/// agree to [`LINE_AGREE`]; None (the Gauss–Hermite / adaptive path) otherwise. Per point this replaces an adaptive
 /// quadrature (~0.2 ms for tanh, whose 24- and 48-node Gauss–Hermite sums disagree) by
 /// ~85 evaluations.
 fn diag_trapezoid(phi: &Fun, dphi: &Fun, sa: f64) -> Option<DiagDual> {
@@ -521,7 +520,13 @@ fn line_trapezoid(phi: &Fun, dphi: &Fun, sa: f64, beta: f64) -> Option<[f64; 2]>
         let x = i as f64 * h;
         let w = density(x);
         let (u, v) = (sa * x, beta * x);
-        let t = [w * (phi.f)(u) * (phi.f)(v), w * (dphi.f)(u) * (dphi.f)(v)];
+        let (fu, du) = ((phi.f)(u), (dphi.f)(u));
+        let (fv, dv) = if v == u {
+            (fu, du)
+        } else {
+            ((phi.f)(v), (dphi.f)(v))
+        };
+        let t = [w * fu * fv, w * du * dv];
         for m in 0..2 {
             fine[m] += t[m];
             l1[m] += t[m].abs();
@@ -531,7 +536,7 @@ fn line_trapezoid(phi: &Fun, dphi: &Fun, sa: f64, beta: f64) -> Option<[f64; 2]>
         }
     }
     let (fine, coarse) = (fine.map(|v| v * h), coarse.map(|v| v * 2.0 * h));
-    let agree = (0..2).all(|m| (fine[m] - coarse[m]).abs() <= TRAP_AGREE * l1[m] * h);
+    let agree = (0..2).all(|m| (fine[m] - coarse[m]).abs() <= LINE_AGREE * l1[m] * h);
     (agree && fine.iter().all(|v| v.is_finite())).then_some(fine)
 }
 
@@ -631,6 +636,16 @@ fn expect<const N: usize>(
 /// Agreement required between the trapezoidal sums at h and 2h (relative to E|integrand|):
 /// the 2h error is then at most this, and the h error about its square.
 const TRAP_AGREE: f64 = 1e-6;
+/// Agreement required of the one-dimensional sums of [`line_trapezoid`] at h and 2h
+/// (relative to E|integrand|). Their integrands are analytic in a strip (`Fun::smooth`), where
+/// the trapezoid's error is P·e^{−2πτ/h} with τ the strip's half-width: e^{−36.5}·P at h and
+/// e^{−18.3}·P at 2h for h = 0.27/√a (see "The per-point series"), P growing like h^{1−m}
+/// at poles of order m. A 2h difference ≤ 1e-4 thus bounds the h sum's error by about
+/// 1e-4·e^{−18.3}·2^{m−1}: ~1e-11 for the order-4 poles of tanh′², measured 8.5e-12 at
+/// a = 1 (`line_trapezoid_matches_quadrature`). At 1e-6 the check refused tanh's diagonal
+/// for a ≳ 0.8 (2h sums 3.5e-6 apart, the h sum good to 2e-13) and every such point and
+/// diagonal pair took the quadrature.
+const LINE_AGREE: f64 = 1e-4;
 /// Range of the trapezoidal sums, in standard deviations (ϕ(10) ≈ 8e-23).
 const TRAP_RANGE: f64 = 10.0;
 /// Most outer nodes of a trapezoidal sum (beyond: the adaptive path).
@@ -1086,9 +1101,11 @@ fn moments(
 //   E[φ(u)φ(v)] = Σₖ αₖ(a) αₖ(b) ρᵏ        (Mehler; likewise E[φ'φ'] with φ' coefficients)
 //
 // The coefficients are computed once per point; the pair pass is a polynomial in ρ. The tail
-// beyond k = K is bounded by Cauchy–Schwarz: |Σ_{k>K} αₖβₖρᵏ| ≤ |ρ|^{K+1} √(T_a T_b) with
-// T_a = E[φ(√a X)²] − Σ_{k≤K} αₖ(a)² (Parseval), so each pair checks its bound and falls back
-// to the quadrature when it exceeds [`SERIES_TOL`]·√(E[φ(u)²] E[φ(v)²]).
+// from k = K on is bounded by Cauchy–Schwarz: |Σ_{k≥K} αₖβₖρᵏ| ≤ |ρ|^K √(T_a T_b) with
+// T_a = E[φ(√a X)²] − Σ_{k<K} αₖ(a)² (Parseval), so each pair checks its bound and falls back
+// to the quadrature when it exceeds [`SERIES_TOL`]·√(E[φ(u)²] E[φ(v)²]). Each point keeps
+// T at every length of [`SERIES_TIERS`], and a bundle of pairs sums the shortest series
+// whose bound holds in all its lanes: at |ρ| ≲ 0.2 (most pairs of most data) 8 terms do.
 //
 // The coefficients are trapezoidal sums on x = i·h, |x| ≤ [`SERIES_RANGE`]: φ(√a x) is
 // analytic for |Im x| < π/(2√a) (`Fun::smooth`), hₖϕ is entire, so the error is about
@@ -1098,6 +1115,8 @@ fn moments(
 
 /// Series terms kept: k = 0 … 2·[`SERIES_HALF`] − 1 (half even, half odd).
 pub const SERIES_HALF: usize = 24;
+/// The lengths (terms per parity) a pair may stop at, shortest first; the last is all.
+pub const SERIES_TIERS: [usize; 4] = [4, 8, 16, SERIES_HALF];
 /// Truncation tolerance of the series per pair, relative to √(E[φ(u)²] E[φ(v)²]) ≥ E|φ(u)φ(v)|.
 pub const SERIES_TOL: f64 = 1e-11;
 /// Agreement required between the trapezoidal E[φ²] and the one of `diag_moments` (relative;
@@ -1125,8 +1144,9 @@ pub struct Series<T = f64> {
     pub even: [T; SERIES_HALF],
     /// α_{2j+1}.
     pub odd: [T; SERIES_HALF],
-    /// √T: the root of what the kept terms miss of E[φ²] (+∞: no series for this point).
-    pub tail: T,
+    /// √T per length of [`SERIES_TIERS`]: the root of what the first 2·`SERIES_TIERS[t]`
+    /// terms miss of E[φ²] (+∞: no series for this point).
+    pub tails: [T; SERIES_TIERS.len()],
     /// √E[φ²].
     pub norm: T,
 }
@@ -1136,7 +1156,7 @@ impl Series<f64> {
     pub const NONE: Series = Series {
         even: [0.0; SERIES_HALF],
         odd: [0.0; SERIES_HALF],
-        tail: f64::INFINITY,
+        tails: [f64::INFINITY; SERIES_TIERS.len()],
         norm: 0.0,
     };
 }
@@ -1154,7 +1174,7 @@ pub fn series(phi: &Fun, dphi: &Fun, a: f64, diag: &DiagDual) -> [Series; 2] {
         let mut s = [Series::NONE; 2];
         for (s, v) in s.iter_mut().zip([f0, d0]) {
             s.even[0] = v;
-            s.tail = 0.0;
+            s.tails = [0.0; SERIES_TIERS.len()];
             s.norm = v.abs();
         }
         return s;
@@ -1177,9 +1197,10 @@ pub fn series(phi: &Fun, dphi: &Fun, a: f64, diag: &DiagDual) -> [Series; 2] {
         let x = i as f64 * h;
         let w = h * density(x);
         let u = sa * x;
-        let fu = [(phi.f)(u) * w, (dphi.f)(u) * w];
-        power[0] += fu[0] * (phi.f)(u);
-        power[1] += fu[1] * (dphi.f)(u);
+        let (f, df) = ((phi.f)(u), (dphi.f)(u));
+        let fu = [f * w, df * w];
+        power[0] += fu[0] * f;
+        power[1] += fu[1] * df;
         herm[0] = 1.0;
         herm[1] = x;
         for k in 1..K - 1 {
@@ -1198,16 +1219,18 @@ pub fn series(phi: &Fun, dphi: &Fun, a: f64, diag: &DiagDual) -> [Series; 2] {
         if !((power[m] - p).abs() <= SERIES_CHECK * p) || !coef[m].iter().all(|c| c.is_finite()) {
             continue;
         }
-        let kept: f64 = coef[m].iter().map(|c| c * c).sum();
-        // Parseval: what the kept terms miss, against the larger of the two E[φ²], plus the
-        // rounding of the difference.
-        let tail = (power[m].max(p) - kept).max(0.0) + 4.0 * f64::EPSILON * p;
         let s = &mut out[m];
+        for (t, &half) in SERIES_TIERS.iter().enumerate() {
+            let kept: f64 = coef[m][..2 * half].iter().map(|c| c * c).sum();
+            // Parseval: what the kept terms miss, against the larger of the two E[φ²], plus
+            // the rounding of the difference.
+            let tail = (power[m].max(p) - kept).max(0.0) + 4.0 * f64::EPSILON * p;
+            s.tails[t] = tail.sqrt();
+        }
         for j in 0..SERIES_HALF {
             s.even[j] = coef[m][2 * j];
             s.odd[j] = coef[m][2 * j + 1];
         }
-        s.tail = tail.sqrt();
         s.norm = p.sqrt();
     }
     out
@@ -1219,7 +1242,9 @@ fn gather_series(p: [&Series; 4]) -> Series<F64x4> {
             F64x4([p[0].even[j], p[1].even[j], p[2].even[j], p[3].even[j]])
         }),
         odd: std::array::from_fn(|j| F64x4([p[0].odd[j], p[1].odd[j], p[2].odd[j], p[3].odd[j]])),
-        tail: F64x4([p[0].tail, p[1].tail, p[2].tail, p[3].tail]),
+        tails: std::array::from_fn(|t| {
+            F64x4([p[0].tails[t], p[1].tails[t], p[2].tails[t], p[3].tails[t]])
+        }),
         norm: F64x4([p[0].norm, p[1].norm, p[2].norm, p[3].norm]),
     }
 }
@@ -1228,16 +1253,17 @@ fn splat_series(p: &Series) -> Series<F64x4> {
     Series {
         even: p.even.map(F64x4::splat),
         odd: p.odd.map(F64x4::splat),
-        tail: F64x4::splat(p.tail),
+        tails: p.tails.map(F64x4::splat),
         norm: F64x4::splat(p.norm),
     }
 }
 
-/// Σⱼ aⱼ bⱼ r2ʲ by Horner in r2² on two interleaved halves (a shorter dependency chain).
+/// Σ_{j<H} aⱼ bⱼ r2ʲ by Horner in r2² on two interleaved halves (a shorter dependency
+/// chain); H even.
 #[inline(always)]
-fn horner<T: Real>(a: &[T; SERIES_HALF], b: &[T; SERIES_HALF], r2: T) -> T {
+fn horner<T: Real, const H: usize>(a: &[T; SERIES_HALF], b: &[T; SERIES_HALF], r2: T) -> T {
     let r4 = r2 * r2;
-    let top = SERIES_HALF - 2;
+    let top = H - 2;
     let mut even = a[top] * b[top];
     let mut odd = a[top + 1] * b[top + 1];
     let mut j = top;
@@ -1249,22 +1275,76 @@ fn horner<T: Real>(a: &[T; SERIES_HALF], b: &[T; SERIES_HALF], r2: T) -> T {
     even + odd * r2
 }
 
-/// E[φ(u)φ(v)] by the series, the even part, the odd part or both by the parity of φ.
+/// E[φ(u)φ(v)] by the series' first 2H terms: the even part, the odd part or both by the
+/// parity of φ.
 #[inline(always)]
-fn series_value<T: Real>(a: &Series<T>, b: &Series<T>, rho: T, r2: T, parity: Parity) -> T {
+fn series_value<T: Real, const H: usize>(
+    a: &Series<T>,
+    b: &Series<T>,
+    rho: T,
+    r2: T,
+    parity: Parity,
+) -> T {
     match parity {
-        Parity::Odd => horner(&a.odd, &b.odd, r2) * rho,
-        Parity::Even => horner(&a.even, &b.even, r2),
-        Parity::Neither => horner(&a.even, &b.even, r2) + horner(&a.odd, &b.odd, r2) * rho,
+        Parity::Odd => horner::<T, H>(&a.odd, &b.odd, r2) * rho,
+        Parity::Even => horner::<T, H>(&a.even, &b.even, r2),
+        Parity::Neither => {
+            horner::<T, H>(&a.even, &b.even, r2) + horner::<T, H>(&a.odd, &b.odd, r2) * rho
+        }
     }
 }
 
-/// Whether the series' truncation bound |ρ|^{K+1} √(T_a T_b) is within [`SERIES_TOL`] of
-/// √(E[φ(u)²]E[φ(v)²]), per lane (false for NaN).
+/// Whether the truncation bound |ρ|^K √(T_a T_b) of the series cut at tier `t` (K =
+/// 2·`SERIES_TIERS[t]`, `rk` = |ρ|^K) is within [`SERIES_TOL`] of √(E[φ(u)²]E[φ(v)²]) in
+/// lane `k` (false for NaN).
 #[inline(always)]
-fn series_ok<T: Real>(a: &Series<T>, b: &Series<T>, r48: T) -> T::Mask {
+fn series_ok<T: Real>(a: &Series<T>, b: &Series<T>, rk: T, t: usize, k: usize) -> bool {
     // tol·scale − bound ≥ 0 ⇔ accepted; NaN (from ∞·0) fails the comparison.
-    (a.norm * b.norm * SERIES_TOL - r48 * a.tail * b.tail).gt(-f64::MIN_POSITIVE)
+    (a.norm * b.norm * SERIES_TOL - rk * a.tails[t] * b.tails[t]).lane(k) > -f64::MIN_POSITIVE
+}
+
+/// E[φφ] (when `want_phi`) and E[φ'φ'] (when `want_dphi`) by the shortest series whose bound
+/// holds in every lane; None when even the longest fails in some lane.
+#[inline(always)]
+fn tiered_series<T: Real>(
+    a: &NumPoint<T>,
+    b: &NumPoint<T>,
+    rho: T,
+    parity: [Parity; 2],
+    want: [bool; 2],
+) -> Option<[T; 2]> {
+    let r2 = rho * rho;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let r16 = r8 * r8;
+    let r32 = r16 * r16;
+    // |ρ|^K for K = 2·SERIES_TIERS[t].
+    const _: () = assert!(matches!(SERIES_TIERS, [4, 8, 16, 24]));
+    let powers = [r8, r16, r32, r32 * r16];
+    let series = [(&a.phi, &b.phi), (&a.dphi, &b.dphi)];
+    let t = (0..SERIES_TIERS.len()).find(|&t| {
+        (0..2).all(|m| {
+            !want[m] || (0..T::LANES).all(|k| series_ok(series[m].0, series[m].1, powers[t], t, k))
+        })
+    })?;
+    let mut out = [T::splat(0.0); 2];
+    for m in 0..2 {
+        if want[m] {
+            out[m] = tier_value(series[m].0, series[m].1, rho, r2, parity[m], t);
+        }
+    }
+    Some(out)
+}
+
+/// [`series_value`] at tier `t` of [`SERIES_TIERS`].
+#[inline(always)]
+fn tier_value<T: Real>(a: &Series<T>, b: &Series<T>, rho: T, r2: T, parity: Parity, t: usize) -> T {
+    match t {
+        0 => series_value::<T, { SERIES_TIERS[0] }>(a, b, rho, r2, parity),
+        1 => series_value::<T, { SERIES_TIERS[1] }>(a, b, rho, r2, parity),
+        2 => series_value::<T, { SERIES_TIERS[2] }>(a, b, rho, r2, parity),
+        _ => series_value::<T, { SERIES_TIERS[3] }>(a, b, rho, r2, parity),
+    }
 }
 
 /// The per-point data of a numerical rule: the variance of its input with its roots, and
@@ -1363,66 +1443,71 @@ pub fn numerical_pair<T: Real>(
     if want.readout || want.hidden || parallel != Parallel::Unknown {
         return per_lane(&a.var, &b.var, c, out_parallel, oracle);
     }
-    let want_phi = want.nngp;
-    let want_dphi = want.ntk;
     // As the oracle does: ρ = c·a^{-1/2}·b^{-1/2}, 0 when a variance is 0.
     let rho = (c * a.var.inv_sqrt * b.var.inv_sqrt).clamp_unit();
-    let r2 = rho * rho;
-    let r4 = r2 * r2;
-    let r8 = r4 * r4;
-    let r16 = r8 * r8;
-    let r48 = r16 * r16 * r16;
-    let zero = T::splat(0.0);
-    let (mut out_phi, mut ok_phi) = (zero, T::from_lanes(|_| 1.0));
-    if want_phi {
-        out_phi = series_value(&a.phi, &b.phi, rho, r2, phi.parity);
-        ok_phi = T::select(series_ok(&a.phi, &b.phi, r48), ok_phi, zero);
-    }
-    let (mut out_dphi, mut ok_dphi) = (zero, T::from_lanes(|_| 1.0));
-    if want_dphi {
-        // φ' of an odd φ is even and of an even φ odd.
-        let parity = match phi.parity {
-            Parity::Odd => Parity::Even,
-            Parity::Even => Parity::Odd,
-            Parity::Neither => Parity::Neither,
-        };
-        out_dphi = series_value(&a.dphi, &b.dphi, rho, r2, parity);
-        ok_dphi = T::select(series_ok(&a.dphi, &b.dphi, r48), ok_dphi, zero);
-    }
-    let good = |k: usize| {
-        ok_phi.lane(k) == 1.0
-            && ok_dphi.lane(k) == 1.0
-            && out_phi.lane(k).is_finite()
-            && out_dphi.lane(k).is_finite()
+    // φ' of an odd φ is even and of an even φ odd.
+    let dparity = match phi.parity {
+        Parity::Odd => Parity::Even,
+        Parity::Even => Parity::Odd,
+        Parity::Neither => Parity::Neither,
     };
-    if (0..T::LANES).all(good) {
+    let parity = [phi.parity, dparity];
+    let wanted = [want.nngp, want.ntk];
+    let zero = T::splat(0.0);
+    let finite =
+        |v: &[T; 2]| (0..T::LANES).all(|k| v[0].lane(k).is_finite() && v[1].lane(k).is_finite());
+    if let Some(v) = tiered_series(a, b, rho, parity, wanted).filter(finite) {
         return PairDual {
-            phi: out_phi,
-            dphi: out_dphi,
+            phi: v[0],
+            dphi: v[1],
             sign: zero,
             dsign: zero,
             parallel: out_parallel,
         };
     }
-    // Some lanes declined (or gave a NaN): those take the oracle.
+    // Some lanes declined (or gave a NaN): those take the oracle, the others the full series.
+    let full = SERIES_TIERS.len() - 1;
+    let r2 = rho * rho;
+    let r16 = {
+        let r4 = r2 * r2;
+        let r8 = r4 * r4;
+        r8 * r8
+    };
+    // |ρ|^K, K = 2·SERIES_HALF = 48.
+    const _: () = assert!(SERIES_HALF == 24);
+    let rk = r16 * r16 * r16;
+    let value = [
+        series_value::<T, SERIES_HALF>(&a.phi, &b.phi, rho, r2, parity[0]),
+        series_value::<T, SERIES_HALF>(&a.dphi, &b.dphi, rho, r2, parity[1]),
+    ];
+    let good = |k: usize| {
+        [(&a.phi, &b.phi), (&a.dphi, &b.dphi)]
+            .iter()
+            .enumerate()
+            .all(|(m, (p, q))| {
+                !wanted[m] || series_ok(p, q, rk, full, k) && value[m].lane(k).is_finite()
+            })
+    };
     let mut slow = [PairDual::<f64>::default(); 4];
     for (k, lane) in slow.iter_mut().enumerate().take(T::LANES) {
         if !good(k) {
             *lane = oracle(a.var.var.lane(k), b.var.var.lane(k), c.lane(k));
         }
     }
-    let pick = |series: T, get: fn(&PairDual<f64>) -> f64| {
+    let pick = |m: usize, get: fn(&PairDual<f64>) -> f64| {
         T::from_lanes(|k| {
-            if good(k) {
-                series.lane(k)
+            if !wanted[m] {
+                0.0
+            } else if good(k) {
+                value[m].lane(k)
             } else {
                 get(&slow[k])
             }
         })
     };
     PairDual {
-        phi: pick(out_phi, |p| p.phi),
-        dphi: pick(out_dphi, |p| p.dphi),
+        phi: pick(0, |p| p.phi),
+        dphi: pick(1, |p| p.dphi),
         sign: zero,
         dsign: zero,
         parallel: out_parallel,
