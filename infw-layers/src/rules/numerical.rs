@@ -1294,13 +1294,30 @@ fn series_value<T: Real, const H: usize>(
     }
 }
 
-/// Whether the truncation bound |ρ|^K √(T_a T_b) of the series cut at tier `t` (K =
-/// 2·`SERIES_TIERS[t]`, `rk` = |ρ|^K) is within [`SERIES_TOL`] of √(E[φ(u)²]E[φ(v)²]) in
-/// lane `k` (false for NaN).
+/// How far the truncation bound |ρ|^K √(T_a T_b) of the series cut at tier `t` (K =
+/// 2·`SERIES_TIERS[t]`, `rk` = |ρ|^K) is within [`SERIES_TOL`] of √(E[φ(u)²]E[φ(v)²]), per
+/// lane: accepted where [`accepted`] (NaN, from ∞·0, is not).
 #[inline(always)]
-fn series_ok<T: Real>(a: &Series<T>, b: &Series<T>, rk: T, t: usize, k: usize) -> bool {
-    // tol·scale − bound ≥ 0 ⇔ accepted; NaN (from ∞·0) fails the comparison.
-    (a.norm * b.norm * SERIES_TOL - rk * a.tails[t] * b.tails[t]).lane(k) > -f64::MIN_POSITIVE
+fn series_margin<T: Real>(a: &Series<T>, b: &Series<T>, rk: T, t: usize) -> T {
+    a.norm * b.norm * SERIES_TOL - rk * a.tails[t] * b.tails[t]
+}
+
+/// Whether lane `k` of a [`series_margin`] accepts the series (tol·scale − bound ≥ 0).
+#[inline(always)]
+fn accepted<T: Real>(margin: T, k: usize) -> bool {
+    margin.lane(k) > -f64::MIN_POSITIVE
+}
+
+/// |ρ|^K for K = 2·`SERIES_TIERS[t]`, t = 0 … 3.
+#[inline(always)]
+fn tier_powers<T: Real>(rho: T) -> [T; SERIES_TIERS.len()] {
+    const _: () = assert!(matches!(SERIES_TIERS, [4, 8, 16, 24]));
+    let r2 = rho * rho;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let r16 = r8 * r8;
+    let r32 = r16 * r16;
+    [r8, r16, r32, r32 * r16]
 }
 
 /// E[φφ] (when `want_phi`) and E[φ'φ'] (when `want_dphi`) by the shortest series whose bound
@@ -1314,17 +1331,14 @@ fn tiered_series<T: Real>(
     want: [bool; 2],
 ) -> Option<[T; 2]> {
     let r2 = rho * rho;
-    let r4 = r2 * r2;
-    let r8 = r4 * r4;
-    let r16 = r8 * r8;
-    let r32 = r16 * r16;
-    // |ρ|^K for K = 2·SERIES_TIERS[t].
-    const _: () = assert!(matches!(SERIES_TIERS, [4, 8, 16, 24]));
-    let powers = [r8, r16, r32, r32 * r16];
+    let powers = tier_powers(rho);
     let series = [(&a.phi, &b.phi), (&a.dphi, &b.dphi)];
     let t = (0..SERIES_TIERS.len()).find(|&t| {
         (0..2).all(|m| {
-            !want[m] || (0..T::LANES).all(|k| series_ok(series[m].0, series[m].1, powers[t], t, k))
+            !want[m] || {
+                let margin = series_margin(series[m].0, series[m].1, powers[t], t);
+                (0..T::LANES).all(|k| accepted(margin, k))
+            }
         })
     })?;
     let mut out = [T::splat(0.0); 2];
@@ -1468,25 +1482,15 @@ pub fn numerical_pair<T: Real>(
     // Some lanes declined (or gave a NaN): those take the oracle, the others the full series.
     let full = SERIES_TIERS.len() - 1;
     let r2 = rho * rho;
-    let r16 = {
-        let r4 = r2 * r2;
-        let r8 = r4 * r4;
-        r8 * r8
-    };
-    // |ρ|^K, K = 2·SERIES_HALF = 48.
-    const _: () = assert!(SERIES_HALF == 24);
-    let rk = r16 * r16 * r16;
-    let value = [
-        series_value::<T, SERIES_HALF>(&a.phi, &b.phi, rho, r2, parity[0]),
-        series_value::<T, SERIES_HALF>(&a.dphi, &b.dphi, rho, r2, parity[1]),
-    ];
+    let rk = tier_powers(rho)[full];
+    let series = [(&a.phi, &b.phi), (&a.dphi, &b.dphi)];
+    let value = [0, 1].map(|m| {
+        let (p, q) = series[m];
+        series_value::<T, SERIES_HALF>(p, q, rho, r2, parity[m])
+    });
+    let margin = series.map(|(p, q)| series_margin(p, q, rk, full));
     let good = |k: usize| {
-        [(&a.phi, &b.phi), (&a.dphi, &b.dphi)]
-            .iter()
-            .enumerate()
-            .all(|(m, (p, q))| {
-                !wanted[m] || series_ok(p, q, rk, full, k) && value[m].lane(k).is_finite()
-            })
+        (0..2).all(|m| !wanted[m] || accepted(margin[m], k) && value[m].lane(k).is_finite())
     };
     let mut slow = [PairDual::<f64>::default(); 4];
     for (k, lane) in slow.iter_mut().enumerate().take(T::LANES) {

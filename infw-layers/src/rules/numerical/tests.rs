@@ -607,7 +607,7 @@ fn series_accepts(p: &NumPoint, q: &NumPoint, rho: f64) -> bool {
         let rk = rho.abs().powi(2 * half as i32);
         [(&p.phi, &q.phi), (&p.dphi, &q.dphi)]
             .iter()
-            .all(|(a, b)| series_ok(*a, *b, rk, t, 0))
+            .all(|(a, b)| accepted(series_margin(*a, *b, rk, t), 0))
     })
 }
 
